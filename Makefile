@@ -1,0 +1,36 @@
+# dbinit: the verbs people type. `make` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build release test lint fmt demo clean
+
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## Install PostgreSQL, psql and redis-server with apt-get when missing
+	@scripts/deps.sh
+
+build: ## Debug build of every crate and binary
+	$(CARGO) build --workspace --bins
+
+release: ## Stripped release binaries, with their sizes
+	$(CARGO) build --release --workspace --bins
+	@ls -l target/release/dbinit | awk '{printf "dbinit      %6.2f MB\n", $$5/1048576}'
+
+test: deps build ## Every test: unit tests and integration tests against real servers
+	$(CARGO) test --workspace --no-fail-fast
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+demo: deps ## Run dbinit against a throwaway local PostgreSQL + Redis it starts itself
+	$(CARGO) build --release --bin dbinit
+	@scripts/demo.sh
+
+clean: ## Remove build output
+	$(CARGO) clean

@@ -1,0 +1,21 @@
+//! dbinit-core: everything the `dbinit` init container and the `dbinit-job` migration job
+//! share, with no Kubernetes in it.
+//!
+//! A run is: [`config::resolve`] the settings (flags > env > file > defaults), wait with
+//! [`ready::wait_for_dependencies`] until PostgreSQL and Redis are usable, then create,
+//! migrate and seed; [`outcome::finish`] maps the result to an [`ExitCode`] and a
+//! termination message, with secrets scrubbed.
+
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod outcome;
+pub mod postgres;
+pub mod ready;
+pub mod redis;
+pub mod secret;
+pub mod telemetry;
+
+pub use error::{Error, ExitCode, Result};
+pub use secret::Secret;
