@@ -39,7 +39,7 @@ export POSTGRES_PASSWORD_FILE=$work/pw POSTGRES_DB=agentic_deals
 export REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port REDIS_PASSWORD_FILE=$work/pw
 export DBINIT_TIMEOUT=30s DBINIT_TERMINATION_MESSAGE_PATH=$work/termination-log
 
-cmd=${DEMO_COMMAND:-wait-deps}
+cmd=${DEMO_COMMAND:-run}
 echo "== $bin $cmd"
 "$bin" "$cmd"
 echo "== termination message: $(cat "$work/termination-log")"

@@ -97,6 +97,41 @@ pub enum Error {
         /// The server's or driver's explanation.
         reason: String,
     },
+    /// A migration or seed failed; it was rolled back.
+    #[error("{kind} {name} failed: {message}{}", if sqlstate.is_empty() { String::new() } else { format!(" (SQLSTATE {sqlstate})") })]
+    ScriptFailed {
+        /// `migration` or `seed`.
+        kind: &'static str,
+        /// Which file.
+        name: String,
+        /// The server's error code, when the server raised it.
+        sqlstate: String,
+        /// What went wrong, with the line when known.
+        message: String,
+    },
+    /// The database's history and the migration set disagree.
+    #[error(transparent)]
+    Diverged(#[from] crate::history::Divergence),
+    /// The migration lock was not acquired before the lock timeout.
+    #[error(
+        "timed out after {:.1}s waiting for the migration lock{}",
+        waited.as_secs_f64(),
+        holder.as_ref().map(|h| format!(", held by {h}")).unwrap_or_default()
+    )]
+    LockTimeout {
+        /// How long was waited.
+        waited: Duration,
+        /// Who held it at the end.
+        holder: Option<String>,
+    },
+    /// `wait` mode: the schema did not reach the expected version before the deadline.
+    #[error("timed out after {:.1}s waiting for another runner to apply: {missing}", waited.as_secs_f64())]
+    SchemaTimeout {
+        /// How long was waited.
+        waited: Duration,
+        /// The migrations and seeds still missing.
+        missing: String,
+    },
     /// SIGTERM or SIGINT arrived.
     #[error("interrupted by {0}; open work was rolled back")]
     Interrupted(&'static str),
@@ -107,7 +142,10 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Config(_) => ExitCode::Config,
-            Self::DependencyTimeout { .. } => ExitCode::Timeout,
+            Self::DependencyTimeout { .. } | Self::SchemaTimeout { .. } => ExitCode::Timeout,
+            Self::ScriptFailed { .. } => ExitCode::MigrationFailed,
+            Self::Diverged(_) => ExitCode::Diverged,
+            Self::LockTimeout { .. } => ExitCode::Lock,
             Self::Refused { .. } => ExitCode::Refused,
             Self::Unusable { .. } | Self::Postgres { .. } => ExitCode::Failure,
             Self::Interrupted(_) => ExitCode::Interrupted,

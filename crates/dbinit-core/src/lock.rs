@@ -1,0 +1,139 @@
+//! The migration lock: a PostgreSQL session-level advisory lock.
+//!
+//! Taken with `pg_try_advisory_lock` plus backoff, never a blocking `pg_advisory_lock`: a
+//! waiting statement holds a snapshot, and `CREATE INDEX CONCURRENTLY` run by the holder waits
+//! for every older snapshot to go away — a deadlock Flyway users hit (flyway#1654). Session
+//! locks die with the session, so a killed runner cannot leave it stuck.
+
+use std::hash::Hasher;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::Client;
+use tracing::info;
+
+use crate::backoff::{Backoff, Rng};
+use crate::error::{Error, Result};
+use crate::history::TableName;
+use crate::postgres::describe;
+
+/// The lock key for a database and history table: stable across versions and processes
+/// (SipHash-1-3 with fixed keys), so every dbinit that migrates this target contends for it.
+pub fn lock_key(database: &str, history: &TableName) -> i64 {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6462_696e_6974, 0x6c6f_636b);
+    h.write(database.as_bytes());
+    h.write_u8(0);
+    h.write(history.plain().as_bytes());
+    h.finish() as i64
+}
+
+/// How long to wait between tries while another runner holds the lock.
+const POLL: Backoff = Backoff {
+    initial: Duration::from_millis(25),
+    max: Duration::from_millis(500),
+};
+
+/// How often to say who holds the lock while waiting.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+async fn try_lock(client: &Client, key: i64) -> Result<bool> {
+    let rows = client
+        .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
+        .await
+        .map_err(|e| Error::Postgres {
+            action: "try the migration lock".into(),
+            reason: describe(&e),
+        })?;
+    Ok(rows
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))))
+}
+
+/// Who holds the lock: "pid 123 (dbinit/0.1.0 pod-a) from 10.0.0.5", or `None` if it was
+/// released in the meantime.
+pub async fn holder(client: &Client, key: i64) -> Option<String> {
+    let (classid, objid) = ((key as u64 >> 32) as u32, key as u64 as u32);
+    let sql = format!(
+        "SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket')
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+           AND l.classid = {classid} AND l.objid = {objid}
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         LIMIT 1"
+    );
+    let rows = client.simple_query(&sql).await.ok()?;
+    rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(format!(
+            "pid {} ({}) from {}",
+            r.get(0).unwrap_or("?"),
+            r.get(1).unwrap_or(""),
+            r.get(2).unwrap_or("?")
+        )),
+        _ => None,
+    })
+}
+
+/// Takes the lock on `client`'s session, waiting up to `timeout`; returns how long it waited.
+/// While waiting it logs, every few seconds, which session holds it.
+pub async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut rng = Rng::new();
+    let mut attempt = 0;
+    let mut next_report = started;
+    loop {
+        if try_lock(client, key).await? {
+            return Ok(started.elapsed());
+        }
+        attempt += 1;
+        let now = Instant::now();
+        if now >= next_report {
+            let who = holder(client, key).await;
+            info!(
+                holder = who.as_deref().unwrap_or("(released)"),
+                waited_ms = started.elapsed().as_millis() as u64,
+                "migration lock is held by another runner; waiting"
+            );
+            next_report = now + REPORT_EVERY;
+        }
+        if now >= deadline {
+            return Err(Error::LockTimeout {
+                waited: started.elapsed(),
+                holder: holder(client, key).await,
+            });
+        }
+        let delay = POLL.delay(attempt, &mut rng).min(deadline - now);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Releases the lock (also released when the session ends).
+pub async fn release(client: &Client, key: i64) {
+    if let Err(e) = client
+        .simple_query(&format!("SELECT pg_advisory_unlock({key})"))
+        .await
+    {
+        tracing::debug!(error = %describe(&e), "unlock failed; the session's end releases it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PINNED: i64 = -8_199_902_542_787_735_951;
+
+    #[test]
+    fn key_is_stable_and_distinguishes_targets() {
+        let h = TableName::parse("t", "refinery_schema_history").expect("ok");
+        let h2 = TableName::parse("t", "other_history").expect("ok");
+        assert_eq!(lock_key("agentic_deals", &h), lock_key("agentic_deals", &h));
+        assert_ne!(lock_key("agentic_deals", &h), lock_key("other", &h));
+        assert_ne!(
+            lock_key("agentic_deals", &h),
+            lock_key("agentic_deals", &h2)
+        );
+        // Pinned: a change would let old and new dbinit versions migrate at the same time.
+        assert_eq!(lock_key("agentic_deals", &h), PINNED);
+    }
+}
