@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build release test lint fmt demo clean
+.PHONY: help deps envtest build release test lint fmt demo clean
 
 help: ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -11,14 +11,17 @@ help: ## List the targets
 deps: ## Install PostgreSQL, psql and redis-server with apt-get when missing
 	@scripts/deps.sh
 
+envtest: ## Build (once, cached) the kube-apiserver the tests use; install etcd-server
+	@scripts/envtest.sh >/dev/null
+
 build: ## Debug build of every crate and binary
 	$(CARGO) build --workspace --bins
 
 release: ## Stripped release binaries, with their sizes
 	$(CARGO) build --release --workspace --bins
-	@ls -l target/release/dbinit | awk '{printf "dbinit      %6.2f MB\n", $$5/1048576}'
+	@ls -l target/release/dbinit target/release/dbinit-job | awk '{printf "%-12s %6.2f MB\n", $$9, $$5/1048576}'
 
-test: deps build ## Every test: unit tests and integration tests against real servers
+test: deps envtest build ## Every test: unit tests and integration tests against real servers
 	$(CARGO) test --workspace --no-fail-fast
 
 lint: ## rustfmt check and clippy with warnings as errors

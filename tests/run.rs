@@ -73,43 +73,6 @@ impl Target<'_> {
     }
 }
 
-/// Waits until a statement matching `needle` is running in `db` (a migration in progress).
-fn wait_for_query(pg: &Pg, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = pg.psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{needle}%' AND pid <> pg_backend_pid()"
-            ),
-        );
-        if n != "0" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{needle} never started running");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until no advisory lock is held in the cluster: a dead runner's session is gone.
-fn assert_no_advisory_lock_soon(pg: &Pg) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = pg.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
-        );
-        if n == "0" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "an advisory lock is still held 10 s after the runner died"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn termination(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("termination-log")).unwrap_or_default()
 }
@@ -260,7 +223,7 @@ fn ten_concurrent_runners_apply_each_migration_once() {
         waited >= 1,
         "the others waited on the lock or found it done"
     );
-    assert_no_advisory_lock_soon(&pg);
+    pg.assert_no_advisory_lock_soon();
 }
 
 /// Kills a runner while its migration runs; returns its outcome and termination message.
@@ -286,7 +249,7 @@ fn killed_mid_migration(signal: &str) -> (Finished, String) {
         )],
     };
     let (child, started) = t.spawn("run");
-    wait_for_query(&pg, "pg_sleep(60)");
+    pg.wait_for_query("pg_sleep(60)");
     let ok = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -301,7 +264,7 @@ fn killed_mid_migration(signal: &str) -> (Finished, String) {
     );
     let tm = termination(dir.path());
 
-    assert_no_advisory_lock_soon(&pg);
+    pg.assert_no_advisory_lock_soon();
     assert_eq!(
         t.sql("SELECT to_regclass('from_slow') IS NULL"),
         "t",
@@ -379,7 +342,7 @@ fn failing_migration_exits_5_and_keeps_earlier_ones() {
         tm.starts_with("migration-failed (exit 5): migration V2__bad failed"),
         "{tm}"
     );
-    assert_no_advisory_lock_soon(&pg);
+    pg.assert_no_advisory_lock_soon();
 }
 
 #[test]
@@ -573,7 +536,7 @@ fn lock_held_too_long_is_exit_7_naming_the_holder() {
         extra: vec![],
     };
     let (holder, _) = t.spawn("run");
-    wait_for_query(&pg, "pg_sleep(30)");
+    pg.wait_for_query("pg_sleep(30)");
     let mut c = t.cmd("run");
     c.env("DBINIT_LOCK_TIMEOUT", "1s").env(
         "DBINIT_TERMINATION_MESSAGE_PATH",
@@ -591,7 +554,7 @@ fn lock_held_too_long_is_exit_7_naming_the_holder() {
     let mut holder = holder;
     let _ = holder.kill();
     let _ = holder.wait();
-    assert_no_advisory_lock_soon(&pg);
+    pg.assert_no_advisory_lock_soon();
 }
 
 #[test]

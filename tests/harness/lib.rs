@@ -10,6 +10,9 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
+
+mod kube_api;
+pub use kube_api::KubeApi;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -93,7 +96,7 @@ fn check(out: std::io::Result<Output>, what: &str) -> Output {
 }
 
 /// A shell that waits for its stdin to close, then runs `script` (stop a server, clean up).
-struct Watchdog {
+pub(crate) struct Watchdog {
     child: Child,
     stdin: Option<ChildStdin>,
 }
@@ -115,10 +118,29 @@ impl Watchdog {
     }
 
     /// Fires the watchdog now and waits for its script to finish.
-    fn fire(&mut self) {
+    pub(crate) fn fire(&mut self) {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
+}
+
+/// Runs `program args...` in the background of a watchdog shell that kills it when the pipe
+/// from the test closes (or [`Watchdog::fire`] is called); output goes to `log`.
+pub(crate) fn spawn_guarded(program: &Path, args: &[String], log: &Path) -> Watchdog {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("prog=$1; log=$2; shift 2; \"$prog\" \"$@\" >>\"$log\" 2>&1 & p=$!; read _ignored; kill $p; wait $p")
+        .arg("guard")
+        .arg(program)
+        .arg(log)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn guarded process");
+    let stdin = child.stdin.take();
+    Watchdog { child, stdin }
 }
 
 impl Drop for Watchdog {
@@ -290,6 +312,35 @@ impl Pg {
         }
     }
 
+    /// Waits until a statement containing `needle` is running (a migration in progress).
+    pub fn wait_for_query(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{}%' AND pid <> pg_backend_pid()",
+            needle.replace('\'', "''")
+        );
+        while self.psql("postgres", &sql) == "0" {
+            assert!(Instant::now() < deadline, "{needle} never started running");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (up to 10 s) until no advisory lock is held: a dead runner's session is gone.
+    pub fn assert_no_advisory_lock_soon(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+        ) != "0"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "an advisory lock is still held 10 s after the runner died"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Like [`Pg::psql`], returning the error text instead of panicking.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new("psql")
@@ -361,21 +412,11 @@ impl Redis {
         }
         let conf_path = dir.path().join("redis.conf");
         std::fs::write(&conf_path, conf).expect("write redis.conf");
-        // The server runs in the background of the watchdog shell, which kills it when the
-        // pipe from the test closes.
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("\"$1\" \"$2\" & p=$!; read _ignored; kill $p; wait $p")
-            .arg("redis-watchdog")
-            .arg(&bin)
-            .arg(&conf_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let stdin = child.stdin.take();
-        let watchdog = Watchdog { child, stdin };
+        let watchdog = spawn_guarded(
+            &bin,
+            &[conf_path.display().to_string()],
+            &dir.path().join("redis.out"),
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {

@@ -124,6 +124,9 @@ pub enum Error {
         /// Who held it at the end.
         holder: Option<String>,
     },
+    /// A lock above the database (the Kubernetes Lease) was not acquired in time or was lost.
+    #[error("{0}")]
+    LockLost(String),
     /// `wait` mode: the schema did not reach the expected version before the deadline.
     #[error("timed out after {:.1}s waiting for another runner to apply: {missing}", waited.as_secs_f64())]
     SchemaTimeout {
@@ -145,7 +148,7 @@ impl Error {
             Self::DependencyTimeout { .. } | Self::SchemaTimeout { .. } => ExitCode::Timeout,
             Self::ScriptFailed { .. } => ExitCode::MigrationFailed,
             Self::Diverged(_) => ExitCode::Diverged,
-            Self::LockTimeout { .. } => ExitCode::Lock,
+            Self::LockTimeout { .. } | Self::LockLost(_) => ExitCode::Lock,
             Self::Refused { .. } => ExitCode::Refused,
             Self::Unusable { .. } | Self::Postgres { .. } => ExitCode::Failure,
             Self::Interrupted(_) => ExitCode::Interrupted,

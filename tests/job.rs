@@ -1,0 +1,397 @@
+//! `dbinit-job` against a real kube-apiserver + etcd and a real PostgreSQL.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use dbinit_tests::{Finished, KubeApi, Pg, command, finish, run};
+use serde_json::Value;
+
+/// One test's world: a namespace, a cluster, a database, a migration dir.
+struct World<'a> {
+    api: &'a KubeApi,
+    ns: String,
+    pg: Pg,
+    db: String,
+}
+
+const LEASE: &str = "4s";
+
+impl<'a> World<'a> {
+    fn new(api: &'a KubeApi, name: &str) -> Self {
+        Self {
+            api,
+            ns: api.namespace(name),
+            pg: Pg::start_new(),
+            db: format!("{}_db", name.replace('-', "_")),
+        }
+    }
+
+    fn cmd(&self, token: &str, dir: &Path) -> Command {
+        let mut c = command("dbinit-job");
+        c.envs(self.pg.env())
+            .env("POSTGRES_DB", &self.db)
+            .env("DBINIT_MIGRATIONS_DIR", dir)
+            .env("KUBECONFIG", self.api.kubeconfig(token, &self.ns))
+            .env("DBINIT_LEASE_DURATION", LEASE)
+            .env("DBINIT_RENEW_DEADLINE", "3s")
+            .env("DBINIT_RETRY_PERIOD", "500ms")
+            .env("DBINIT_API_TIMEOUT", "2s")
+            .env("DBINIT_TIMEOUT", "60s");
+        c
+    }
+
+    fn spawn(&self, dir: &Path) -> (Child, Instant) {
+        let child = self
+            .cmd("admin-token", dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dbinit-job");
+        (child, Instant::now())
+    }
+
+    fn status(&self) -> Value {
+        let body = self
+            .api
+            .configmap(&self.ns, "dbinit-status")
+            .expect("the status ConfigMap exists");
+        let cm: Value = serde_json::from_str(&body).expect("json");
+        cm["data"].clone()
+    }
+
+    fn history(&self) -> Vec<Value> {
+        self.status()["history"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("history line is JSON"))
+            .collect()
+    }
+
+    fn sql(&self, q: &str) -> String {
+        self.pg.psql(&self.db, q)
+    }
+}
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("tmp");
+    for (n, s) in files {
+        std::fs::write(d.path().join(n), s).expect("write");
+    }
+    d
+}
+
+/// Seconds since the epoch from the RFC 3339 UTC timestamps dbinit-job writes.
+fn secs(ts: &str) -> f64 {
+    let (date, time) = ts.trim_end_matches('Z').split_once('T').expect("RFC 3339");
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().expect("date")).collect();
+    let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+    // Days from civil (Howard Hinnant's algorithm).
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t: Vec<f64> = time.split(':').map(|x| x.parse().expect("time")).collect();
+    days as f64 * 86400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+fn ok(o: &Finished) {
+    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
+}
+
+#[test]
+fn five_jobs_at_once_take_turns_with_increasing_epochs() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "five");
+    let dir = dir_with(&[
+        (
+            "V1__log.sql",
+            "CREATE TABLE applied_log (m text);\nINSERT INTO applied_log VALUES ('V1');",
+        ),
+        (
+            "V2__slow.sql",
+            "SELECT pg_sleep(0.5);\nINSERT INTO applied_log VALUES ('V2');",
+        ),
+    ]);
+    let children: Vec<_> = (0..5).map(|_| w.spawn(dir.path())).collect();
+    let outs: Vec<Finished> = children.into_iter().map(|(c, s)| finish(c, s)).collect();
+    outs.iter().for_each(ok);
+
+    assert_eq!(
+        w.sql("SELECT string_agg(m, ',' ORDER BY m) FROM applied_log"),
+        "V1,V2"
+    );
+    assert_eq!(w.sql("SELECT count(*) FROM refinery_schema_history"), "2");
+    let mut h = w.history();
+    assert_eq!(h.len(), 5, "one history line per run: {h:?}");
+    h.sort_by(|a, b| {
+        secs(a["startedAt"].as_str().unwrap_or(""))
+            .total_cmp(&secs(b["startedAt"].as_str().unwrap_or("")))
+    });
+    for pair in h.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            b["epoch"].as_i64() > a["epoch"].as_i64(),
+            "epochs strictly increase in start order: {a} then {b}"
+        );
+        assert!(
+            secs(b["startedAt"].as_str().unwrap_or(""))
+                >= secs(a["finishedAt"].as_str().unwrap_or("")),
+            "holders never overlap: {a} then {b}"
+        );
+        assert_ne!(a["holder"], b["holder"]);
+    }
+    assert!(
+        h.iter()
+            .all(|r| r["phase"] == "Succeeded" && r["exitCode"] == 0)
+    );
+    let applied: Vec<&str> = h
+        .iter()
+        .map(|r| r["appliedThisRun"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        applied.iter().filter(|a| !a.is_empty()).count(),
+        1,
+        "one run did the work: {applied:?}"
+    );
+}
+
+#[test]
+fn holder_killed_mid_migration_is_taken_over_after_lease_expiry() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "killed");
+    let slow = dir_with(&[(
+        "V1__work.sql",
+        "CREATE TABLE from_killed (id int);\nSELECT pg_sleep(60);",
+    )]);
+    let fast = dir_with(&[("V1__work.sql", "CREATE TABLE from_successor (id int);")]);
+    let (holder, _) = w.spawn(slow.path());
+    w.pg.wait_for_query("pg_sleep(60)");
+    let (successor, s_started) = w.spawn(fast.path());
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = wall_now();
+    let mut holder = holder;
+    holder.kill().expect("SIGKILL the holder");
+    let _ = holder.wait();
+    let out = finish(successor, s_started);
+    ok(&out);
+    let h = w.history();
+    assert_eq!(h.len(), 1, "the killed holder recorded nothing: {h:?}");
+    let took_over = secs(h[0]["startedAt"].as_str().unwrap_or("")) - killed_at;
+    assert!(
+        took_over < 4.0 + 2.0,
+        "took over {took_over:.1}s after the kill (lease {LEASE} + 2s)"
+    );
+    assert!(
+        out.stderr.contains("took over an expired lease"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(w.sql("SELECT to_regclass('from_killed') IS NULL AND to_regclass('from_successor') IS NOT NULL"), "t");
+    assert_eq!(w.sql("SELECT count(*) FROM refinery_schema_history"), "1");
+}
+
+#[test]
+fn a_waiter_acquires_within_a_second_of_a_clean_release() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "handoff");
+    // Long enough (> lease duration) that only a release, not expiry, explains a quick handoff.
+    let dir = dir_with(&[("V1__slow.sql", "SELECT pg_sleep(5);")]);
+    let (first, f_started) = w.spawn(dir.path());
+    w.pg.wait_for_query("pg_sleep(5)");
+    let (second, s_started) = w.spawn(dir.path());
+    ok(&finish(first, f_started));
+    ok(&finish(second, s_started));
+    let mut h = w.history();
+    assert_eq!(h.len(), 2);
+    h.sort_by(|a, b| {
+        secs(a["startedAt"].as_str().unwrap_or(""))
+            .total_cmp(&secs(b["startedAt"].as_str().unwrap_or("")))
+    });
+    let gap = secs(h[1]["startedAt"].as_str().unwrap_or(""))
+        - secs(h[0]["finishedAt"].as_str().unwrap_or(""));
+    assert!(
+        (0.0..1.0).contains(&gap),
+        "second holder started {gap:.3}s after the first finished"
+    );
+    assert_eq!(
+        h[1]["appliedThisRun"], "",
+        "nothing left for the second run"
+    );
+}
+
+#[test]
+fn apiserver_gone_fences_the_holder_and_rolls_back() {
+    let api = KubeApi::start();
+    let w = World::new(&api, "fenced");
+    let slow = dir_with(&[(
+        "V1__work.sql",
+        "CREATE TABLE from_fenced (id int);\nSELECT pg_sleep(60);",
+    )]);
+    let (holder, started) = w.spawn(slow.path());
+    w.pg.wait_for_query("pg_sleep(60)");
+    let stopped = Instant::now();
+    api.stop();
+    let out = finish(holder, started);
+    let stopped_for = stopped.elapsed();
+    assert_eq!(out.code, Some(7), "{}", out.stderr);
+    assert!(out.stderr.contains("lost the lease"), "{}", out.stderr);
+    // It stopped itself before anyone else could have taken the lease: renew deadline (3s)
+    // after its last renewal, inside the lease duration (4s) from that renewal.
+    assert!(
+        stopped_for < Duration::from_secs(4),
+        "fenced after {stopped_for:?}"
+    );
+    // Its migration was rolled back.
+    w.pg.assert_no_advisory_lock_soon();
+    assert_eq!(w.sql("SELECT to_regclass('from_fenced') IS NULL"), "t");
+
+    api.restart();
+    let fast = dir_with(&[("V1__work.sql", "CREATE TABLE from_fenced (id int);")]);
+    let out = run(w.cmd("admin-token", fast.path()));
+    ok(&out);
+    assert_eq!(w.sql("SELECT count(*) FROM refinery_schema_history"), "1");
+}
+
+fn create_yaml(api: &KubeApi, ns: &str, yaml: &str) {
+    for doc in yaml.split("\n---\n") {
+        let kind = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("kind: "))
+            .expect("kind")
+            .trim();
+        let path = match kind {
+            "ServiceAccount" => format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+            "Role" => format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+            "RoleBinding" => {
+                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings")
+            }
+            other => panic!("unexpected kind {other}"),
+        };
+        let (code, body) = api.call_with(
+            "admin-token",
+            "POST",
+            &path,
+            Some((doc, "application/yaml")),
+        );
+        assert_eq!(code, 201, "create {kind}: {body}");
+    }
+}
+
+fn bind_user(api: &KubeApi, ns: &str, role: &str, user: &str) {
+    let json = format!(
+        r#"{{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{{"name":"{role}-{user}"}},"roleRef":{{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"{role}"}},"subjects":[{{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"{user}"}}]}}"#
+    );
+    let (code, body) = api.admin(
+        "POST",
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+        Some(&json),
+    );
+    assert_eq!(code, 201, "bind {user}: {body}");
+}
+
+#[test]
+fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "rbac");
+    let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
+        .expect("deploy/rbac.yaml");
+    create_yaml(api, &w.ns, &rbac);
+    bind_user(api, &w.ns, "dbinit-job", "app-user");
+    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    let out = run(w.cmd("app-token", dir.path()));
+    ok(&out);
+    // Two at once: one waits, so `watch` by name is exercised too, on existing objects.
+    let spawn = || {
+        let child = w
+            .cmd("app-token", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        (child, Instant::now())
+    };
+    let (a, b) = (spawn(), spawn());
+    ok(&finish(a.0, a.1));
+    ok(&finish(b.0, b.1));
+    assert_eq!(w.history().len(), 3);
+
+    // The same Role without `update` on leases.
+    let limited = rbac.replace(
+        "verbs: [\"get\", \"watch\", \"update\"]",
+        "verbs: [\"get\", \"watch\"]",
+    );
+    let limited: String = limited
+        .split("\n---\n")
+        .filter(|d| d.lines().any(|l| l == "kind: Role"))
+        .collect::<Vec<_>>()
+        .join("")
+        .replace("name: dbinit-job", "name: dbinit-job-limited");
+    create_yaml(api, &w.ns, &limited);
+    bind_user(api, &w.ns, "dbinit-job-limited", "limited-user");
+    let out = run(w.cmd("limited-token", dir.path()));
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot update resource \"leases\""),
+        "names the missing permission: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn status_configmap_after_success_and_after_a_failing_migration() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "status");
+    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    ok(&run(w.cmd("admin-token", dir.path())));
+    let s = w.status();
+    assert_eq!(s["phase"], "Succeeded");
+    assert_eq!(s["appliedVersion"], "1");
+    assert_eq!(s["targetVersion"], "1");
+    assert_eq!(s["appliedThisRun"], "V1__a");
+    assert_eq!(s["exitCode"], "0");
+    assert_eq!(s["database"], w.db.as_str());
+    assert!(s["epoch"].as_str().unwrap_or("").parse::<i32>().is_ok());
+    assert!(!s["migrationSetChecksum"].as_str().unwrap_or("").is_empty());
+    let first_epoch: i32 = s["epoch"].as_str().unwrap_or("0").parse().expect("epoch");
+
+    std::fs::write(
+        dir.path().join("V2__bad.sql"),
+        "SELECT * FROM missing_table;",
+    )
+    .expect("write");
+    let out = run(w.cmd("admin-token", dir.path()));
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    let s = w.status();
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["exitCode"], "5");
+    assert_eq!(s["appliedVersion"], "1");
+    assert_eq!(s["targetVersion"], "2");
+    assert_eq!(s["pending"], "V2__bad");
+    let err = s["error"].as_str().unwrap_or("");
+    assert!(err.contains("V2__bad") && err.contains("42P01"), "{err}");
+    assert!(!err.contains(dbinit_tests::PG_PASSWORD));
+    let epoch: i32 = s["epoch"].as_str().unwrap_or("0").parse().expect("epoch");
+    assert!(epoch > first_epoch);
+    assert_eq!(w.history().len(), 2);
+}
+
+#[test]
+fn no_rbac_at_all_is_exit_4_at_once() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "norbac");
+    let dir = dir_with(&[("V1__a.sql", "SELECT 1;")]);
+    let out = run(w.cmd("nobody-token", dir.path()));
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(5));
+}
