@@ -11,18 +11,31 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 use tracing::info;
 
 use crate::error::{Error, Result};
-use crate::history::{TableName, insert_migration_sql, insert_seed_sql};
+use crate::history::{TableName, insert_migration_sql, insert_seed_sql, quote_ident};
 use crate::migrations::Seed;
 use crate::postgres::describe;
+use crate::sqlsplit::{self, NO_TRANSACTION_MARKER};
 
 const PREFIX: &str = "BEGIN;\n";
 
 /// What failed, for the error message: which file, where, and what the server said.
-fn failure(kind: &'static str, name: String, sql: &str, e: &tokio_postgres::Error) -> Error {
-    let (sqlstate, message) = match e.as_db_error() {
-        Some(db) => (db.code().code().to_string(), db_message(db, sql)),
+fn failure(
+    kind: &'static str,
+    name: String,
+    sql: &str,
+    at: (usize, usize),
+    e: &tokio_postgres::Error,
+) -> Error {
+    let (sqlstate, mut message) = match e.as_db_error() {
+        Some(db) => (db.code().code().to_string(), db_message(db, sql, at)),
         None => (String::new(), describe(e)),
     };
+    if sqlstate == "25001" {
+        // "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" and friends.
+        message.push_str(&format!(
+            "; this statement cannot run inside a transaction: make `{NO_TRANSACTION_MARKER}` the first line of the file to run it outside one (see README)"
+        ));
+    }
     Error::ScriptFailed {
         kind,
         name,
@@ -32,13 +45,14 @@ fn failure(kind: &'static str, name: String, sql: &str, e: &tokio_postgres::Erro
 }
 
 /// The server's message with the line of the file it points at, when it points inside it.
-fn db_message(db: &DbError, sql: &str) -> String {
+/// `at` is (length of what was sent before `sql`, line of the file where `sql` starts).
+fn db_message(db: &DbError, sql: &str, at: (usize, usize)) -> String {
     let mut msg = db.message().to_string();
     if let Some(ErrorPosition::Original(pos)) = db.position() {
-        // 1-based character offset into the whole message, which starts with PREFIX.
-        let offset = (*pos as usize).saturating_sub(1 + PREFIX.len());
+        // 1-based character offset into the whole message.
+        let offset = (*pos as usize).saturating_sub(1 + at.0);
         if offset < sql.chars().count() {
-            let line = sql.chars().take(offset).filter(|c| *c == '\n').count() + 1;
+            let line = at.1 + sql.chars().take(offset).filter(|c| *c == '\n').count();
             msg.push_str(&format!(" (at line {line})"));
         }
     }
@@ -85,21 +99,34 @@ async fn in_transaction(
 }
 
 /// Applies `migrations` in order; stops at the first failure, which is rolled back while the
-/// ones before it stay applied. Returns the names applied.
+/// ones before it stay applied. Files marked `-- dbinit:no-transaction` run statement by
+/// statement outside a transaction. Returns the names applied.
 pub async fn migrations(
     client: &Client,
     history: &TableName,
     migrations: &[&refinery::Migration],
     seeds_follow: bool,
+    repair_invalid_indexes: bool,
 ) -> Result<Vec<String>> {
     let mut applied = Vec::with_capacity(migrations.len());
     for (i, m) in migrations.iter().enumerate() {
         let sql = m.sql().unwrap_or_default();
         let last = i + 1 == migrations.len() && !seeds_follow;
         let started = std::time::Instant::now();
-        in_transaction(client, sql, &insert_migration_sql(history, m), last)
-            .await
-            .map_err(|e| with_applied(failure("migration", m.to_string(), sql, &e), &applied))?;
+        if sqlsplit::is_no_transaction(sql) {
+            without_transaction(client, history, m, repair_invalid_indexes)
+                .await
+                .map_err(|e| with_applied(e, &applied))?;
+        } else {
+            in_transaction(client, sql, &insert_migration_sql(history, m), last)
+                .await
+                .map_err(|e| {
+                    with_applied(
+                        failure("migration", m.to_string(), sql, (PREFIX.len(), 1), &e),
+                        &applied,
+                    )
+                })?;
+        }
         info!(
             migration = %m,
             duration_ms = started.elapsed().as_millis() as u64,
@@ -117,11 +144,113 @@ pub async fn seeds(client: &Client, table: &TableName, seeds: &[&Seed]) -> Resul
         let last = i + 1 == seeds.len();
         in_transaction(client, &s.sql, &insert_seed_sql(table, s), last)
             .await
-            .map_err(|e| with_applied(failure("seed", s.name.clone(), &s.sql, &e), &applied))?;
+            .map_err(|e| {
+                with_applied(
+                    failure("seed", s.name.clone(), &s.sql, (PREFIX.len(), 1), &e),
+                    &applied,
+                )
+            })?;
         info!(seed = %s.name, "applied seed");
         applied.push(s.name.clone());
     }
     Ok(applied)
+}
+
+/// Runs a marked file outside a transaction: each statement on its own (a multi-statement
+/// query would be an implicit transaction), then its history row. Such files cannot be rolled
+/// back, so they should be idempotent (`IF NOT EXISTS`).
+async fn without_transaction(
+    client: &Client,
+    history: &TableName,
+    m: &refinery::Migration,
+    repair: bool,
+) -> Result<()> {
+    let sql = m.sql().unwrap_or_default();
+    let statements = sqlsplit::split(sql);
+    check_invalid_indexes(client, m, &statements, repair).await?;
+    for (k, st) in statements.iter().enumerate() {
+        if let Err(e) = client.batch_execute(st.text).await {
+            let Error::ScriptFailed {
+                kind,
+                name,
+                sqlstate,
+                message,
+            } = failure("migration", m.to_string(), st.text, (0, st.line), &e)
+            else {
+                unreachable!("failure() builds ScriptFailed")
+            };
+            return Err(Error::ScriptFailed {
+                kind,
+                name,
+                sqlstate,
+                message: format!(
+                    "statement {} of {} (line {}) failed: {message}; this file runs outside a transaction, so the {k} statement(s) before it stay applied and it will run again from the start: it must be idempotent",
+                    k + 1,
+                    statements.len(),
+                    st.line
+                ),
+            });
+        }
+    }
+    client
+        .batch_execute(&insert_migration_sql(history, m))
+        .await
+        .map_err(|e| Error::Postgres {
+            action: format!("record migration {m}"),
+            reason: describe(&e),
+        })
+}
+
+/// An interrupted `CREATE INDEX CONCURRENTLY` leaves an INVALID index, which `IF NOT EXISTS`
+/// would then silently keep. Before re-running such a file, find invalid indexes it builds:
+/// stop with the repair statement, or (with `--repair-invalid-indexes`) drop them first.
+async fn check_invalid_indexes(
+    client: &Client,
+    m: &refinery::Migration,
+    statements: &[sqlsplit::Statement<'_>],
+    repair: bool,
+) -> Result<()> {
+    let names: Vec<String> = statements
+        .iter()
+        .filter_map(|s| sqlsplit::concurrent_index_name(s.text))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE NOT i.indisvalid AND c.relname = ANY($1) AND pg_table_is_visible(c.oid)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::Postgres {
+            action: "look for invalid indexes".into(),
+            reason: describe(&e),
+        })?;
+    for row in rows {
+        let name: String = row.get(0);
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quote_ident(&name));
+        if !repair {
+            return Err(Error::ScriptFailed {
+                kind: "migration",
+                name: m.to_string(),
+                sqlstate: String::new(),
+                message: format!(
+                    "index {name:?} is INVALID, left by an interrupted CREATE INDEX CONCURRENTLY; repair it with `{drop};` and run again, or run with --repair-invalid-indexes to let dbinit drop and rebuild it"
+                ),
+            });
+        }
+        tracing::warn!(index = %name, "dropping an INVALID index left by an interrupted build");
+        client
+            .batch_execute(&drop)
+            .await
+            .map_err(|e| Error::Postgres {
+                action: format!("drop invalid index {name:?}"),
+                reason: describe(&e),
+            })?;
+    }
+    Ok(())
 }
 
 fn with_applied(e: Error, applied: &[String]) -> Error {
@@ -132,7 +261,9 @@ fn with_applied(e: Error, applied: &[String]) -> Error {
             sqlstate,
             mut message,
         } => {
-            message.push_str("; it was rolled back");
+            if !message.contains("outside a transaction") && !message.contains("INVALID") {
+                message.push_str("; it was rolled back");
+            }
             if !applied.is_empty() {
                 message.push_str(&format!(
                     ", and the {} before it in this run stay applied ({})",

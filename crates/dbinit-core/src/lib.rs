@@ -22,6 +22,7 @@ pub mod ready;
 pub mod redis;
 pub mod run;
 pub mod secret;
+pub mod sqlsplit;
 pub mod telemetry;
 
 pub use error::{Error, ExitCode, Result};

@@ -62,6 +62,10 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub lock_timeout: Option<String>,
+    /// Before re-running a `-- dbinit:no-transaction` file, drop INVALID indexes it builds
+    /// (left by an interrupted CREATE INDEX CONCURRENTLY) instead of stopping with exit 5
+    #[arg(long, env = "DBINIT_REPAIR_INVALID_INDEXES", hide_env_values = true)]
+    pub repair_invalid_indexes: bool,
     /// Owner of the database when dbinit creates it [default: the connecting user]
     #[arg(
         long,
@@ -85,6 +89,8 @@ pub struct MigrateSettings {
     pub lock_timeout: Duration,
     /// Owner for a created database.
     pub db_owner: Option<String>,
+    /// Drop invalid indexes before re-running a no-transaction file.
+    pub repair_invalid_indexes: bool,
 }
 
 impl MigrateArgs {
@@ -116,6 +122,7 @@ impl MigrateArgs {
             )?,
             lock_timeout,
             db_owner: self.db_owner.filter(|o| !o.is_empty()),
+            repair_invalid_indexes: self.repair_invalid_indexes,
         })
     }
 }
@@ -319,8 +326,14 @@ async fn migrate_locked(
         .map(|&i| &m.set.migrations[i])
         .collect();
     let seeds: Vec<_> = plan.seeds.iter().map(|&i| &m.set.seeds[i]).collect();
-    report.migrations =
-        apply::migrations(&work, &m.history, &migrations, !seeds.is_empty()).await?;
+    report.migrations = apply::migrations(
+        &work,
+        &m.history,
+        &migrations,
+        !seeds.is_empty(),
+        m.repair_invalid_indexes,
+    )
+    .await?;
     report.version = migrations
         .last()
         .map(|m| m.version())

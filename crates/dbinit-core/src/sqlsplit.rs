@@ -1,0 +1,317 @@
+//! Splitting a SQL file into statements the way PostgreSQL's lexer sees them, for migrations
+//! that must run outside a transaction: each statement is sent on its own, because a
+//! multi-statement query is an implicit transaction, where `CREATE INDEX CONCURRENTLY` fails.
+//!
+//! Understood: `'strings'` with `''`, `E'escape strings'` with backslashes, `"quoted
+//! identifiers"`, dollar quotes (`$$ … $$`, `$fn$ … $fn$`), `-- line comments` and nested
+//! `/* block /* comments */ */`. A `;` inside any of them does not end a statement.
+
+/// The first line of a migration that must run outside a transaction.
+pub const NO_TRANSACTION_MARKER: &str = "-- dbinit:no-transaction";
+
+/// Whether the file's first non-blank line is exactly [`NO_TRANSACTION_MARKER`].
+pub fn is_no_transaction(sql: &str) -> bool {
+    sql.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l == NO_TRANSACTION_MARKER)
+}
+
+/// One statement of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// The statement's text, without the terminating `;`, trimmed.
+    pub text: &'a str,
+    /// 1-based line of the file where it starts.
+    pub line: usize,
+}
+
+/// Splits `sql` at top-level semicolons. Statements that are only blanks and comments are
+/// dropped. An unterminated quote or comment runs to the end of the file, as in psql.
+pub fn split(sql: &str) -> Vec<Statement<'_>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let mut has_code = false;
+    fn push<'a>(sql: &'a str, out: &mut Vec<Statement<'a>>, from: usize, to: usize, code: bool) {
+        if code {
+            let raw = &sql[from..to];
+            let lead = raw.len() - raw.trim_start().len();
+            let line = sql[..from + lead].matches('\n').count() + 1;
+            out.push(Statement {
+                text: raw.trim(),
+                line,
+            });
+        }
+    }
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 1;
+                i += 2;
+                while i < b.len() && depth > 0 {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'\'' => {
+                // E'...' (or e'...'): backslash escapes; the E must start a token.
+                let escape =
+                    i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !is_ident(b[i - 2]));
+                i = skip_quoted(b, i + 1, b'\'', escape);
+                has_code = true;
+                continue;
+            }
+            b'"' => {
+                i = skip_quoted(b, i + 1, b'"', false);
+                has_code = true;
+                continue;
+            }
+            b'$' if i == 0 || !is_ident(b[i - 1]) => {
+                if let Some(tag_end) = dollar_tag_end(b, i) {
+                    let tag = &sql[i..=tag_end];
+                    i = sql[tag_end + 1..]
+                        .find(tag)
+                        .map_or(b.len(), |n| tag_end + 1 + n + tag.len());
+                    has_code = true;
+                    continue;
+                }
+            }
+            b';' => {
+                push(sql, &mut out, start, i, has_code);
+                has_code = false;
+                start = i + 1;
+                i += 1;
+                continue;
+            }
+            c if !c.is_ascii_whitespace() => has_code = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    push(sql, &mut out, start, b.len(), has_code);
+    out
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+}
+
+/// Index just past the closing quote; a doubled quote is an escaped one.
+fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool) -> usize {
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// For `$tag$` starting at `i`, the index of its closing `$`; `None` if this `$` is not a
+/// dollar quote (a parameter like `$1`).
+fn dollar_tag_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    if b.get(j).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    while j < b.len() && (is_ident(b[j])) {
+        j += 1;
+    }
+    (b.get(j) == Some(&b'$')).then_some(j)
+}
+
+/// The name of the index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON …`
+/// statement builds, unquoted; `None` for other statements or an unnamed index.
+pub fn concurrent_index_name(stmt: &str) -> Option<String> {
+    let mut words = Words { s: stmt, i: 0 };
+    let mut w = || words.next();
+    if !w()?.eq_ignore_ascii_case("create") {
+        return None;
+    }
+    let mut t = w()?;
+    if t.eq_ignore_ascii_case("unique") {
+        t = w()?;
+    }
+    if !t.eq_ignore_ascii_case("index") || !w()?.eq_ignore_ascii_case("concurrently") {
+        return None;
+    }
+    let mut t = w()?;
+    if t.eq_ignore_ascii_case("if") {
+        w()?; // NOT
+        w()?; // EXISTS
+        t = w()?;
+    }
+    if t.eq_ignore_ascii_case("on") {
+        return None;
+    }
+    Some(
+        match t.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+            Some(q) => q.replace("\"\"", "\""),
+            None => t.to_ascii_lowercase(),
+        },
+    )
+}
+
+/// Words of a statement: quoted identifiers whole, comments skipped.
+struct Words<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Words<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        loop {
+            while self.i < b.len() && b[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+            if self.s[self.i..].starts_with("--") {
+                self.i = self.s[self.i..].find('\n').map_or(b.len(), |n| self.i + n);
+            } else if self.s[self.i..].starts_with("/*") {
+                self.i = self.s[self.i..]
+                    .find("*/")
+                    .map_or(b.len(), |n| self.i + n + 2);
+            } else {
+                break;
+            }
+        }
+        if self.i >= b.len() {
+            return None;
+        }
+        let start = self.i;
+        if b[start] == b'"' {
+            self.i = skip_quoted(b, start + 1, b'"', false);
+        } else {
+            while self.i < b.len() && is_ident(b[self.i]) {
+                self.i += 1;
+            }
+            if self.i == start {
+                self.i += 1;
+            }
+        }
+        Some(&self.s[start..self.i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(sql: &str) -> Vec<&str> {
+        split(sql).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn plain_statements_and_lines() {
+        let s = split("CREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1);\n");
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].text, s[0].line), ("CREATE TABLE a (id int)", 1));
+        assert_eq!((s[1].text, s[1].line), ("INSERT INTO a VALUES (1)", 3));
+    }
+
+    #[test]
+    fn semicolons_in_dollar_quoted_function_bodies() {
+        let sql = "CREATE FUNCTION f() RETURNS int AS $$ BEGIN PERFORM 1; RETURN 2; END $$ LANGUAGE plpgsql;\n\
+                   CREATE FUNCTION g() RETURNS text AS $fn$ SELECT 'a;b' || $$;$$; $fn$ LANGUAGE sql;\n\
+                   SELECT 1";
+        let t = texts(sql);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[0].ends_with("LANGUAGE plpgsql"));
+        assert!(t[1].contains("$fn$ SELECT 'a;b' || $$;$$; $fn$"));
+        assert_eq!(t[2], "SELECT 1");
+    }
+
+    #[test]
+    fn positional_parameters_are_not_dollar_quotes() {
+        assert_eq!(texts("PREPARE p AS SELECT $1; SELECT 2").len(), 2);
+    }
+
+    #[test]
+    fn nested_block_and_line_comments() {
+        let sql = "/* outer /* inner; */ still; comment */ SELECT 1; -- trailing; comment\nSELECT 2;\n-- only a comment;\n/* and; this */";
+        assert_eq!(
+            texts(sql),
+            vec![
+                "/* outer /* inner; */ still; comment */ SELECT 1",
+                "-- trailing; comment\nSELECT 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn escape_strings_and_standard_strings() {
+        let sql = r"INSERT INTO t VALUES (E'it\'s; fine'); INSERT INTO t VALUES ('it''s; fine'); SELECT 'back\'; SELECT 3";
+        let t = texts(sql);
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert_eq!(t[0], r"INSERT INTO t VALUES (E'it\'s; fine')");
+        assert_eq!(t[1], "INSERT INTO t VALUES ('it''s; fine')");
+        // A standard string ends at the quote: the backslash is an ordinary character.
+        assert_eq!(t[2], r"SELECT 'back\'");
+    }
+
+    #[test]
+    fn quoted_identifiers_with_semicolons() {
+        let t = texts(r#"CREATE TABLE "odd;name" ("col;""x" int); SELECT 1"#);
+        assert_eq!(
+            t,
+            vec![r#"CREATE TABLE "odd;name" ("col;""x" int)"#, "SELECT 1"]
+        );
+    }
+
+    #[test]
+    fn the_marker() {
+        assert!(is_no_transaction(
+            "-- dbinit:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
+        ));
+        assert!(is_no_transaction(
+            "\n  -- dbinit:no-transaction  \nSELECT 1"
+        ));
+        assert!(!is_no_transaction("SELECT 1;\n-- dbinit:no-transaction"));
+        assert!(!is_no_transaction("-- dbinit: no-transaction"));
+    }
+
+    #[test]
+    fn index_names() {
+        let n = |s: &str| concurrent_index_name(s);
+        assert_eq!(
+            n("CREATE INDEX CONCURRENTLY deals_idx ON deals (a)"),
+            Some("deals_idx".into())
+        );
+        assert_eq!(
+            n("create unique index concurrently if not exists Users_Email ON users (email)"),
+            Some("users_email".into())
+        );
+        assert_eq!(
+            n(r#"CREATE INDEX CONCURRENTLY "Mixed""Case" ON t (a)"#),
+            Some("Mixed\"Case".into())
+        );
+        assert_eq!(n("CREATE INDEX CONCURRENTLY ON t (a)"), None);
+        assert_eq!(n("CREATE INDEX plain_idx ON t (a)"), None);
+        assert_eq!(
+            n("-- why\nCREATE INDEX /* c */ CONCURRENTLY x ON t (a)"),
+            Some("x".into())
+        );
+    }
+}
