@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help deps envtest build release test lint fmt demo clean
+.PHONY: help deps envtest build release test lint fmt demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ fmt: ## Format the code
 demo: deps ## Run dbinit against a throwaway local PostgreSQL + Redis it starts itself
 	$(CARGO) build --release --bin dbinit
 	@scripts/demo.sh
+
+bench: deps ## Time dbinit against refinery_cli, sqlx-cli, dbmate, Alembic and psql (not part of test)
+	$(CARGO) build --release --workspace --bins
+	@peers=$$(scripts/bench-peers.sh) && python3 tests/bench/bench.py --peers "$$peers" $(BENCH_ARGS)
 
 clean: ## Remove build output
 	$(CARGO) clean

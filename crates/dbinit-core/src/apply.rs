@@ -56,14 +56,7 @@ fn db_message(db: &DbError, sql: &str, at: (usize, usize)) -> String {
             msg.push_str(&format!(" (at line {line})"));
         }
     }
-    if let Some(d) = db.detail() {
-        msg.push_str("; ");
-        msg.push_str(d);
-    }
-    if let Some(h) = db.hint() {
-        msg.push_str("; hint: ");
-        msg.push_str(h);
-    }
+    crate::postgres::push_detail_and_hint(&mut msg, db);
     msg
 }
 

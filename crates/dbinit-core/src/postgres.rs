@@ -228,19 +228,24 @@ pub fn classify(e: &tokio_postgres::Error) -> Class {
     }
 }
 
+/// Appends the server's DETAIL and HINT, which often say what to do, to a message.
+pub fn push_detail_and_hint(s: &mut String, db: &tokio_postgres::error::DbError) {
+    if let Some(d) = db.detail() {
+        s.push_str("; ");
+        s.push_str(d);
+    }
+    if let Some(h) = db.hint() {
+        s.push_str("; hint: ");
+        s.push_str(h);
+    }
+}
+
 /// A person-readable account of a tokio-postgres error: the server's message and SQLSTATE,
 /// or the driver's error with its causes ("error connecting to server: Connection refused").
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(d) = db.detail() {
-            s.push_str("; ");
-            s.push_str(d);
-        }
-        if let Some(h) = db.hint() {
-            s.push_str("; hint: ");
-            s.push_str(h);
-        }
+        push_detail_and_hint(&mut s, db);
         return s;
     }
     let mut s = e.to_string();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{PostParams, WatchEvent, WatchParams};
@@ -371,17 +371,7 @@ impl LeaseLock {
 
     async fn create(&self) -> Result<Held, LeaseError> {
         let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                labels: Some(
-                    [(
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "dbinit".to_string(),
-                    )]
-                    .into(),
-                ),
-                ..ObjectMeta::default()
-            },
+            metadata: crate::managed_metadata(&self.name),
             spec: Some(self.spec_for_us(1, None)),
         };
         let created = call(
@@ -553,6 +543,7 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn lease(holder: Option<&str>, renew: Timestamp, rv: &str, secs: i32) -> Lease {
         Lease {

@@ -7,3 +7,21 @@ pub mod lease;
 pub mod status;
 
 pub use job::JobCli;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// Metadata of an object dbinit creates: its name and the `managed-by` label, so
+/// `kubectl get lease,cm -l app.kubernetes.io/managed-by=dbinit` finds them.
+pub(crate) fn managed_metadata(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        labels: Some(
+            [(
+                "app.kubernetes.io/managed-by".to_string(),
+                "dbinit".to_string(),
+            )]
+            .into(),
+        ),
+        ..ObjectMeta::default()
+    }
+}

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 use serde::{Deserialize, Serialize};
@@ -153,17 +152,7 @@ impl StatusWriter {
             let result = match current {
                 None => {
                     let cm = ConfigMap {
-                        metadata: ObjectMeta {
-                            name: Some(self.name.clone()),
-                            labels: Some(
-                                [(
-                                    "app.kubernetes.io/managed-by".to_string(),
-                                    "dbinit".to_string(),
-                                )]
-                                .into(),
-                            ),
-                            ..ObjectMeta::default()
-                        },
+                        metadata: crate::managed_metadata(&self.name),
                         data: Some(data),
                         ..ConfigMap::default()
                     };
