@@ -70,7 +70,7 @@ class Postgres:
                         "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, env=env, stdout=subprocess.DEVNULL)
 
     def recreate(self, db):
-        self.psql(f'DROP DATABASE IF EXISTS "{db}"')
+        self.psql(f'SET client_min_messages = warning; DROP DATABASE IF EXISTS "{db}"')
         self.psql(f'CREATE DATABASE "{db}"')
 
 
@@ -148,17 +148,23 @@ def tools(pg, sets, peers):
 
 
 def run_timed(cmd, env):
-    """Wall seconds, peak RSS in KB (from wait4 on the child itself), exit code."""
+    """Wall seconds of one process, start to exit; a failure ends the benchmark."""
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        err = p.stderr.read().decode(errors="replace")[-2000:]
-        sys.exit(f"bench: {' '.join(cmd)} exited {code}:\n{err}")
-    p.stderr.close()
-    return elapsed, usage.ru_maxrss, code
+    if p.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')[-2000:]}")
+    return elapsed
+
+
+def peak_rss_kb(cmd, env):
+    """Peak RSS of one process in KB, measured by GNU time in its own run. (A child forked by
+    this Python process would report at least Python's own RSS: Linux carries the pre-exec
+    image's high-water mark into ru_maxrss.)"""
+    with tempfile.NamedTemporaryFile() as f:
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + cmd, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return int(Path(f.name).read_text().split()[-1])
 
 
 def env_for(tool, pg, db):
@@ -203,7 +209,7 @@ def main():
                 s = time.perf_counter()
                 pg.recreate(dbname[t.name])
                 recreate.append(time.perf_counter() - s)
-                row[t.name] = run_timed(t.apply_cmd(dbname[t.name]), env_for(t, pg, dbname[t.name]))[0]
+                row[t.name] = run_timed(t.apply_cmd(dbname[t.name]), env_for(t, pg, dbname[t.name]))
                 w1[t.name].append(row[t.name])
             for t in ts:
                 pair[t.name].setdefault("W1", []).append(row[t.name] / row["dbinit"])
@@ -216,23 +222,25 @@ def main():
             row = {}
             for t in ts[it % len(ts):] + ts[:it % len(ts)]:
                 cmd = psql_floor if t.name == "floor (psql)" else t.apply_cmd(dbname[t.name])
-                el, kb, _ = run_timed(cmd, env_for(t, pg, dbname[t.name]))
+                el = run_timed(cmd, env_for(t, pg, dbname[t.name]))
                 row[t.name] = el
                 w2[t.name].append(el)
-                rss[t.name].append(kb)
             for t in ts:
                 pair[t.name].setdefault("W2", []).append(row[t.name] / row["dbinit"])
+        for t in ts:
+            cmd = psql_floor if t.name == "floor (psql)" else t.apply_cmd(dbname[t.name])
+            rss[t.name] = [peak_rss_kb(cmd, env_for(t, pg, dbname[t.name])) for _ in range(3)]
         # W3: process start.
         w3 = {t.name: [] for t in ts}
         for it in range(a.w2_runs):
             for t in ts:
-                w3[t.name].append(run_timed(t.version_cmd, dict(os.environ))[0])
+                w3[t.name].append(run_timed(t.version_cmd, dict(os.environ)))
         # W4: a rollout: many dbinit processes at once against an up-to-date database.
         dbinit = next(t for t in ts if t.name == "dbinit")
         env = env_for(dbinit, pg, dbname["dbinit"])
         alone, together = [], []
         for _ in range(3):
-            alone.append(run_timed(dbinit.apply_cmd(dbname["dbinit"]), env)[0])
+            alone.append(run_timed(dbinit.apply_cmd(dbname["dbinit"]), env))
             s = time.perf_counter()
             procs = [subprocess.Popen(dbinit.apply_cmd(dbname["dbinit"]), env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL) for _ in range(a.w4_procs)]
