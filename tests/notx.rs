@@ -176,13 +176,7 @@ fn interrupted_build_leaves_an_invalid_index_that_is_reported_then_repaired() {
         "false",
         "the interrupted build left an INVALID index"
     );
-    assert_eq!(
-        pg.psql(
-            db,
-            "SELECT string_agg(version::text, ',') FROM refinery_schema_history"
-        ),
-        "1"
-    );
+    assert_eq!(pg.history(db), "1");
 
     let out = run(cmd(&pg, db, dir.path()));
     assert_eq!(out.code, Some(5), "{}", out.stderr);
@@ -225,13 +219,7 @@ fn interrupted_build_leaves_an_invalid_index_that_is_reported_then_repaired() {
         out.stderr
     );
     assert_eq!(index_valid(&pg, db, "slow_idx"), "true");
-    assert_eq!(
-        pg.psql(
-            db,
-            "SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"
-        ),
-        "1,2"
-    );
+    assert_eq!(pg.history(db), "1,2");
 }
 
 #[test]
@@ -260,13 +248,7 @@ fn unmarked_concurrently_fails_pointing_at_the_marker() {
         "points at the marker: {}",
         out.stderr
     );
-    assert_eq!(
-        pg.psql(
-            "unmarked",
-            "SELECT string_agg(version::text, ',') FROM refinery_schema_history"
-        ),
-        "1"
-    );
+    assert_eq!(pg.history("unmarked"), "1");
 }
 
 #[test]

@@ -67,9 +67,7 @@ impl Target<'_> {
     }
 
     fn history(&self) -> String {
-        self.sql(
-            "SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history",
-        )
+        self.pg.history(&self.db)
     }
 }
 

@@ -312,6 +312,15 @@ impl Pg {
         }
     }
 
+    /// The applied migration versions of `db`, in order, comma-separated ("1,2,3"; "" when
+    /// none).
+    pub fn history(&self, db: &str) -> String {
+        self.psql(
+            db,
+            "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM refinery_schema_history",
+        )
+    }
+
     /// Waits until a statement containing `needle` is running (a migration in progress).
     pub fn wait_for_query(&self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
