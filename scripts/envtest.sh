@@ -24,6 +24,8 @@ apt_install() {
 }
 
 apt_install etcd-server openssl
+# kubectl for server-side dry runs: Debian's, unless the machine already has one.
+command -v kubectl >/dev/null || apt_install kubernetes-client
 # Debian starts the packaged etcd; the tests run their own on free ports.
 $sudo systemctl stop etcd 2>/dev/null || $sudo service etcd stop 2>/dev/null || true
 

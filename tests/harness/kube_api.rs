@@ -193,10 +193,13 @@ impl KubeApi {
 
     /// A kubeconfig for `token` with `namespace` as its default, written into the temp dir.
     pub fn kubeconfig(&self, token: &str, namespace: &str) -> PathBuf {
+        // Tokens can be long JWTs: name the file by a hash.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(token, namespace), &mut h);
         let path = self
             .dir
             .path()
-            .join(format!("kubeconfig-{token}-{namespace}"));
+            .join(format!("kubeconfig-{:016x}", std::hash::Hasher::finish(&h)));
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: envtest\n    user: u\n    namespace: {namespace}\ncurrent-context: c\n",
             self.port
