@@ -29,6 +29,14 @@ command -v kubectl >/dev/null || apt_install kubernetes-client
 # Debian starts the packaged etcd; the tests run their own on free ports.
 $sudo systemctl stop etcd 2>/dev/null || $sudo service etcd stop 2>/dev/null || true
 
+# The real Helm engine for the chart tests: PyPI's helm-sdkpy ships Helm 4 as a library. It
+# declares Python >= 3.12 but works on Debian bookworm's 3.11.
+if [ ! -x "$cache/helm-venv/bin/python" ] || ! "$cache/helm-venv/bin/python" -c 'import helm_sdkpy' 2>/dev/null; then
+  apt_install python3-venv
+  python3 -m venv "$cache/helm-venv"
+  "$cache/helm-venv/bin/pip" install -q --ignore-requires-python helm-sdkpy==0.1.32 >&2
+fi
+
 if [ -x "$bin" ]; then
   echo "$bin"
   exit 0

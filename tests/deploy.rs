@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dbinit_tests::{KubeApi, Pg, Redis, RedisOpts, command, run};
+use dbinit_tests::manifest::{PodWorld, local_process, volume_dir};
+use dbinit_tests::{KubeApi, Pg, Redis, RedisOpts, run};
 use serde_json::Value;
 
 fn deploy(file: &str) -> PathBuf {
@@ -102,101 +103,6 @@ fn secret_values() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A container of a manifest, turned into a local process: its command and args, its env
-/// with fieldRefs and secret files resolved, and cluster DNS names mapped to local servers.
-struct Local {
-    cmd: Command,
-}
-
-fn local(
-    container: &Value,
-    pod_spec: &Value,
-    hosts: &BTreeMap<&str, (String, u16)>,
-    secret_dir: &Path,
-    ns: &str,
-) -> Local {
-    let argv: Vec<String> = container["command"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(container["args"].as_array().into_iter().flatten())
-        .map(|v| v.as_str().expect("string arg").to_string())
-        .collect();
-    let binary = Path::new(&argv[0])
-        .file_name()
-        .expect("binary")
-        .to_string_lossy()
-        .into_owned();
-    let mut cmd = command(&binary);
-    cmd.args(&argv[1..]);
-    // Where the pod's secret volumes are mounted, and where the test put their files.
-    let mounts: Vec<(String, String)> = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["mountPath"].as_str().unwrap_or("").to_string(),
-                m["name"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    for volume in pod_spec["volumes"].as_array().into_iter().flatten() {
-        assert!(
-            volume["secret"].is_object(),
-            "only secret volumes are expected"
-        );
-    }
-    let env = container["env"].as_array().expect("env");
-    for e in env {
-        let name = e["name"].as_str().expect("name");
-        let value = if let Some(v) = e["value"].as_str() {
-            v.to_string()
-        } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-            match path {
-                "metadata.name" => "local-pod-0".to_string(),
-                "metadata.namespace" => ns.to_string(),
-                other => panic!("unexpected fieldRef {other}"),
-            }
-        } else {
-            panic!("unexpected env source for {name}: {e}");
-        };
-        let value = match mounts.iter().find(|(p, _)| value.starts_with(p.as_str())) {
-            Some((p, _)) => secret_dir
-                .join(value[p.len()..].trim_start_matches('/'))
-                .display()
-                .to_string(),
-            None => value,
-        };
-        cmd.env(name, value);
-    }
-    // Cluster DNS names -> the test's servers.
-    for (var, port_var) in [
-        ("POSTGRES_HOST", "POSTGRES_PORT"),
-        ("REDIS_HOST", "REDIS_PORT"),
-    ] {
-        if let Some(e) = env.iter().find(|e| e["name"] == var) {
-            let host = e["value"].as_str().expect("host");
-            let (h, p) = hosts
-                .get(host)
-                .unwrap_or_else(|| panic!("no local server for {host}"));
-            cmd.env(var, h).env(port_var, p.to_string());
-        }
-    }
-    Local { cmd }
-}
-
-fn token_for_service_account(api: &KubeApi, ns: &str, sa: &str) -> String {
-    let (code, body) = api.admin(
-        "POST",
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"),
-        Some(r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#),
-    );
-    assert_eq!(code, 201, "TokenRequest: {body}");
-    let v: Value = serde_json::from_str(&body).expect("json");
-    v["status"]["token"].as_str().expect("token").to_string()
-}
-
 #[test]
 fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     let api = KubeApi::shared();
@@ -223,24 +129,29 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
         ),
     );
     let redis = Redis::start(RedisOpts::default());
-    let hosts: BTreeMap<&str, (String, u16)> = [
-        ("postgres", ("127.0.0.1".to_string(), pg.port)),
-        ("redis", ("127.0.0.1".to_string(), redis.port)),
-    ]
-    .into();
-    let secret_dir = tempfile::tempdir().expect("tmp");
-    for (k, v) in &secrets {
-        std::fs::write(secret_dir.path().join(k), v).expect("secret file");
-    }
+    let secret_dir = volume_dir(&secrets);
+    let world = PodWorld {
+        hosts: [
+            ("postgres".to_string(), ("127.0.0.1".to_string(), pg.port)),
+            ("redis".to_string(), ("127.0.0.1".to_string(), redis.port)),
+        ]
+        .into(),
+        volumes: [(
+            "postgres-password".to_string(),
+            secret_dir.path().to_path_buf(),
+        )]
+        .into(),
+        namespace: &ns,
+    };
 
     // The Job, authenticated as the ServiceAccount of deploy/rbac.yaml (a real token).
-    let token = token_for_service_account(api, &ns, "dbinit");
+    let token = api.service_account_token(&ns, "dbinit");
     let job = &objects("job.yaml")[0];
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "dbinit");
-    let mut l = local(&pod["containers"][0], pod, &hosts, secret_dir.path(), &ns);
-    l.cmd.env("KUBECONFIG", api.kubeconfig(&token, &ns));
-    let out = run(l.cmd);
+    let mut job_cmd = local_process(&pod["containers"][0], &world);
+    job_cmd.env("KUBECONFIG", api.kubeconfig(&token, &ns));
+    let out = run(job_cmd);
     assert_eq!(out.code, Some(0), "the Job's container: {}", out.stderr);
     assert_eq!(pg.history("agentic_deals"), "1,2,3,4,5,6,7");
     let status = api
@@ -252,14 +163,7 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     // The application's init container: `dbinit wait` finds the schema and exits 0.
     let app = &objects("app-deployment.yaml")[0];
     let pod = &app["spec"]["template"]["spec"];
-    let l = local(
-        &pod["initContainers"][0],
-        pod,
-        &hosts,
-        secret_dir.path(),
-        &ns,
-    );
-    let out = run(l.cmd);
+    let out = run(local_process(&pod["initContainers"][0], &world));
     assert_eq!(out.code, Some(0), "the init container: {}", out.stderr);
 
     // Least privilege: the same identity can read neither Secrets nor other ConfigMaps.

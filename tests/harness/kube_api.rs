@@ -273,6 +273,46 @@ impl KubeApi {
         (code == 200).then_some(body)
     }
 
+    /// A token of the ServiceAccount `sa` in `ns` (TokenRequest API): the identity a pod of
+    /// that ServiceAccount would have.
+    pub fn service_account_token(&self, ns: &str, sa: &str) -> String {
+        let (code, body) = self.admin(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"),
+            Some(r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#),
+        );
+        assert_eq!(code, 201, "TokenRequest: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        v["status"]["token"].as_str().expect("token").to_string()
+    }
+
+    /// Waits (up to 60 s) for an object to exist; returns it.
+    pub fn wait_for(&self, path: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.admin("GET", path, None);
+            if code == 200 {
+                return serde_json::from_str(&body).expect("json");
+            }
+            assert!(Instant::now() < deadline, "{path} never appeared");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Marks a Job complete, as the Job controller this apiserver lacks would after its pod
+    /// succeeded (the tests run the pod's container themselves).
+    pub fn complete_job(&self, ns: &str, name: &str) {
+        let path = format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}");
+        let mut job = self.wait_for(&path);
+        let now = "2026-01-01T00:00:00Z";
+        job["status"] = serde_json::json!({
+            "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}],
+            "succeeded": 1, "startTime": now, "completionTime": now
+        });
+        let (code, body) = self.admin("PUT", &format!("{path}/status"), Some(&job.to_string()));
+        assert_eq!(code, 200, "complete job: {body}");
+    }
+
     /// Where its files live.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 mod kube_api;
+pub mod manifest;
 pub use kube_api::KubeApi;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
