@@ -15,7 +15,7 @@ use crate::{postgres, ready, telemetry};
 /// 4 authentication or permission refused, 5 a migration or seed failed,
 /// 6 migrations diverge from the database, 7 lock not acquired or lost, 8 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "dbinit", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "dbinit", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

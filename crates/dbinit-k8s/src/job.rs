@@ -26,7 +26,7 @@ use crate::status::{RunRecord, StatusWriter};
 /// auth or Kubernetes RBAC), 5 migration failed, 6 diverged, 7 lease/lock not acquired or
 /// lost, 8 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "dbinit-job", version, about, long_about = None)]
+#[command(name = "dbinit-job", version)]
 pub struct JobCli {
     #[command(flatten)]
     conn: ConnArgs,
