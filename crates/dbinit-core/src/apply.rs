@@ -18,13 +18,15 @@ use crate::sqlsplit::{self, NO_TRANSACTION_MARKER};
 
 const PREFIX: &str = "BEGIN;\n";
 
-/// What failed, for the error message: which file, where, and what the server said.
+/// What failed, for the error message: which file, where, and what the server said;
+/// `aftermath` wraps that with what the failure left behind (rolled back, or not).
 fn failure(
     kind: &'static str,
     name: String,
     sql: &str,
     at: (usize, usize),
     e: &tokio_postgres::Error,
+    aftermath: impl FnOnce(String) -> String,
 ) -> Error {
     let (sqlstate, mut message) = match e.as_db_error() {
         Some(db) => (db.code().code().to_string(), db_message(db, sql, at)),
@@ -40,8 +42,12 @@ fn failure(
         kind,
         name,
         sqlstate,
-        message,
+        message: aftermath(message),
     }
+}
+
+fn rolled_back(message: String) -> String {
+    format!("{message}; it was rolled back")
 }
 
 /// The server's message with the line of the file it points at, when it points inside it.
@@ -115,7 +121,14 @@ pub async fn migrations(
                 .await
                 .map_err(|e| {
                     with_applied(
-                        failure("migration", m.to_string(), sql, (PREFIX.len(), 1), &e),
+                        failure(
+                            "migration",
+                            m.to_string(),
+                            sql,
+                            (PREFIX.len(), 1),
+                            &e,
+                            rolled_back,
+                        ),
                         &applied,
                     )
                 })?;
@@ -139,7 +152,14 @@ pub async fn seeds(client: &Client, table: &TableName, seeds: &[&Seed]) -> Resul
             .await
             .map_err(|e| {
                 with_applied(
-                    failure("seed", s.name.clone(), &s.sql, (PREFIX.len(), 1), &e),
+                    failure(
+                        "seed",
+                        s.name.clone(),
+                        &s.sql,
+                        (PREFIX.len(), 1),
+                        &e,
+                        rolled_back,
+                    ),
                     &applied,
                 )
             })?;
@@ -163,26 +183,21 @@ async fn without_transaction(
     check_invalid_indexes(client, m, &statements, repair).await?;
     for (k, st) in statements.iter().enumerate() {
         if let Err(e) = client.batch_execute(st.text).await {
-            let Error::ScriptFailed {
-                kind,
-                name,
-                sqlstate,
-                message,
-            } = failure("migration", m.to_string(), st.text, (0, st.line), &e)
-            else {
-                unreachable!("failure() builds ScriptFailed")
-            };
-            return Err(Error::ScriptFailed {
-                kind,
-                name,
-                sqlstate,
-                message: format!(
-                    "statement {} of {} (line {}) failed: {message}; this file runs outside a transaction, so the {k} statement(s) before it stay applied and it will run again from the start: it must be idempotent",
-                    k + 1,
-                    statements.len(),
-                    st.line
-                ),
-            });
+            return Err(failure(
+                "migration",
+                m.to_string(),
+                st.text,
+                (0, st.line),
+                &e,
+                |message| {
+                    format!(
+                        "statement {} of {} (line {}) failed: {message}; this file runs outside a transaction, so the {k} statement(s) before it stay applied and it will run again from the start: it must be idempotent",
+                        k + 1,
+                        statements.len(),
+                        st.line
+                    )
+                },
+            ));
         }
     }
     client
@@ -246,6 +261,7 @@ async fn check_invalid_indexes(
     Ok(())
 }
 
+/// Adds the files this run applied before the failing one, which stay applied.
 fn with_applied(e: Error, applied: &[String]) -> Error {
     match e {
         Error::ScriptFailed {
@@ -254,9 +270,6 @@ fn with_applied(e: Error, applied: &[String]) -> Error {
             sqlstate,
             mut message,
         } => {
-            if !message.contains("outside a transaction") && !message.contains("INVALID") {
-                message.push_str("; it was rolled back");
-            }
             if !applied.is_empty() {
                 message.push_str(&format!(
                     ", and the {} before it in this run stay applied ({})",

@@ -422,16 +422,11 @@ fn pick<'a, T>(arg: Option<T>, env: &'a str, file: Option<T>, file_key: &'a str)
     }
 }
 
+/// The flag of an environment variable: `DBINIT_LOCK_TIMEOUT` -> `--lock-timeout`,
+/// `POSTGRES_PORT` -> `--postgres-port` (the naming every option follows).
 fn flag_of(env: &str) -> String {
-    let flag = match env {
-        "DBINIT_TIMEOUT" => "timeout".to_string(),
-        "DBINIT_CONNECT_TIMEOUT" => "connect-timeout".to_string(),
-        "DBINIT_BACKOFF_INITIAL" => "backoff-initial".to_string(),
-        "DBINIT_BACKOFF_MAX" => "backoff-max".to_string(),
-        "POSTGRES_DB" => "postgres-db".to_string(),
-        other => other.to_ascii_lowercase().replace('_', "-"),
-    };
-    format!("--{flag}")
+    let name = env.strip_prefix("DBINIT_").unwrap_or(env);
+    format!("--{}", name.to_ascii_lowercase().replace('_', "-"))
 }
 
 /// `POSTGRES_PORT (--postgres-port)` or `postgres.port in the config file`.
@@ -473,6 +468,18 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
         _ => return None,
     };
     Duration::try_from_secs_f64(secs).ok()
+}
+
+/// A duration option given by flag or environment variable `env`: `default` when unset; a bad
+/// value is an error naming the variable and its flag.
+pub fn duration_setting(raw: Option<String>, env: &str, default: Duration) -> Result<Duration> {
+    duration(
+        Named {
+            value: raw,
+            label: env,
+        },
+        default,
+    )
 }
 
 fn duration(n: Named<'_, String>, default: Duration) -> Result<Duration> {

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::backoff::{Backoff, Rng};
-use crate::config::{ConfigError, PostgresSettings, Settings, parse_duration};
+use crate::config::{ConfigError, PostgresSettings, Settings, duration_setting};
 use crate::error::{Error, Result};
 use crate::history::{self, DbState, Plan, TableName};
 use crate::migrations::MigrationSet;
@@ -100,14 +100,11 @@ impl MigrateArgs {
             Some(d) => MigrationSet::from_dir(d, self.seeds_dir.as_deref())?,
             None => MigrationSet::embedded()?,
         };
-        let lock_timeout = match self.lock_timeout {
-            None => Duration::from_secs(600),
-            Some(raw) => parse_duration(&raw).ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid DBINIT_LOCK_TIMEOUT (--lock-timeout): {raw:?} is not a duration (examples: 30s, 10m)"
-                ))
-            })?,
-        };
+        let lock_timeout = duration_setting(
+            self.lock_timeout,
+            "DBINIT_LOCK_TIMEOUT",
+            Duration::from_secs(600),
+        )?;
         Ok(MigrateSettings {
             set,
             history: TableName::parse(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use dbinit_core::backoff::Rng;
 use dbinit_core::cli::{settings_or_exit, shutdown_signal};
-use dbinit_core::config::{ConnArgs, Settings, parse_duration};
+use dbinit_core::config::{ConfigError, ConnArgs, Settings, duration_setting};
 use dbinit_core::outcome::{self, OutcomeArgs};
 use dbinit_core::run::{self, MigrateArgs, MigrateSettings, RunReport};
 use dbinit_core::secret::scrub;
@@ -129,21 +129,8 @@ pub struct JobSettings {
     pub acquire_timeout: Duration,
 }
 
-fn dur(raw: Option<String>, env: &str, default: Duration) -> std::result::Result<Duration, String> {
-    match raw {
-        None => Ok(default),
-        Some(r) => parse_duration(&r).ok_or_else(|| {
-            let flag = env
-                .trim_start_matches("DBINIT_")
-                .to_ascii_lowercase()
-                .replace('_', "-");
-            format!("invalid {env} (--{flag}): {r:?} is not a duration (examples: 10s, 2m)")
-        }),
-    }
-}
-
 /// Kubernetes object names: DNS-1123 subdomains.
-fn object_name(raw: String, env: &str) -> std::result::Result<String, String> {
+fn object_name(raw: String, env: &str) -> std::result::Result<String, ConfigError> {
     let ok = !raw.is_empty()
         && raw.len() <= 253
         && raw
@@ -154,41 +141,43 @@ fn object_name(raw: String, env: &str) -> std::result::Result<String, String> {
     if ok {
         Ok(raw)
     } else {
-        Err(format!(
+        Err(ConfigError(format!(
             "invalid {env}: {raw:?} is not a Kubernetes object name (lowercase letters, digits, '-', '.')"
-        ))
+        )))
     }
 }
 
 impl JobArgs {
     /// Validates names and timing; the identity gets a random suffix so two processes in one
     /// pod (or a restarted container) never share it.
-    pub fn resolve(self) -> std::result::Result<JobSettings, String> {
+    pub fn resolve(self) -> std::result::Result<JobSettings, ConfigError> {
         let timing = LeaseTiming {
-            lease_duration: dur(
+            lease_duration: duration_setting(
                 self.lease_duration,
                 "DBINIT_LEASE_DURATION",
                 Duration::from_secs(15),
             )?,
-            renew_deadline: dur(
+            renew_deadline: duration_setting(
                 self.renew_deadline,
                 "DBINIT_RENEW_DEADLINE",
                 Duration::from_secs(10),
             )?,
-            retry_period: dur(
+            retry_period: duration_setting(
                 self.retry_period,
                 "DBINIT_RETRY_PERIOD",
                 Duration::from_secs(2),
             )?,
-            api_timeout: dur(
+            api_timeout: duration_setting(
                 self.api_timeout,
                 "DBINIT_API_TIMEOUT",
                 Duration::from_secs(5),
             )?,
         };
-        timing
-            .validate()
-            .map_err(|e| format!("invalid DBINIT_LEASE_DURATION/DBINIT_RENEW_DEADLINE: {e}"))?;
+        timing.validate().map_err(|e| {
+            ConfigError(format!(
+                "invalid DBINIT_LEASE_DURATION/DBINIT_RENEW_DEADLINE: {e}"
+            ))
+        })?;
         let base = self
             .identity
             .or_else(|| std::env::var("POD_NAME").ok())
@@ -209,7 +198,7 @@ impl JobArgs {
             )?,
             identity,
             timing,
-            acquire_timeout: dur(
+            acquire_timeout: duration_setting(
                 self.acquire_timeout,
                 "DBINIT_ACQUIRE_TIMEOUT",
                 Duration::from_secs(600),
@@ -251,12 +240,11 @@ impl JobCli {
             Ok(s) => s,
             Err(code) => return code,
         };
-        let resolved = cli.migrate.resolve().map_err(Error::Config).and_then(|m| {
-            cli.job
-                .resolve()
-                .map(|j| (m, j))
-                .map_err(|e| Error::Config(dbinit_core::config::ConfigError(e)))
-        });
+        let resolved = cli
+            .migrate
+            .resolve()
+            .and_then(|m| cli.job.resolve().map(|j| (m, j)))
+            .map_err(Error::Config);
         let (m, job) = match resolved {
             Ok(x) => x,
             Err(e) => return outcome::finish(Err(e), &out, &[]),
@@ -275,7 +263,7 @@ async fn job_run(
     started: Instant,
 ) -> Result<String> {
     let client = kube::Client::try_default().await.map_err(|e| {
-        Error::Config(dbinit_core::config::ConfigError(format!(
+        Error::Config(ConfigError(format!(
             "no usable Kubernetes configuration (in a pod: the service account; outside: KUBECONFIG): {e}"
         )))
     })?;
@@ -315,7 +303,7 @@ async fn job_run(
         ..RunRecord::default()
     };
     if let Err(e) = status.write(&record).await {
-        if e.forbidden {
+        if e.is_forbidden() {
             held.release().await;
             return Err(Error::Refused {
                 dependency: "the Kubernetes API".into(),
@@ -425,6 +413,7 @@ mod tests {
         assert!(
             bad.resolve()
                 .expect_err("bad")
+                .0
                 .contains("DBINIT_LEASE_NAME")
         );
         let bad = JobArgs {
@@ -439,6 +428,7 @@ mod tests {
         assert!(
             bad.resolve()
                 .expect_err("bad")
+                .0
                 .contains("DBINIT_LEASE_DURATION")
         );
     }

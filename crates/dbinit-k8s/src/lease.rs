@@ -96,7 +96,22 @@ pub enum LeaseError {
         name: String,
         /// The API's words.
         reason: String,
+        /// The HTTP status when the apiserver answered (409: somebody else wrote first).
+        code: Option<u16>,
     },
+}
+
+impl LeaseError {
+    /// A 409 from the apiserver: AlreadyExists on create, Conflict on a stale resourceVersion.
+    fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            LeaseError::Api {
+                code: Some(409),
+                ..
+            }
+        )
+    }
 }
 
 /// What we last saw of the Lease, and since when on our monotonic clock.
@@ -180,11 +195,13 @@ fn api_err(action: &'static str, name: &str, e: kube::Error) -> LeaseError {
             action,
             name: name.to_string(),
             reason: format!("{} ({})", s.message, s.code),
+            code: Some(s.code),
         },
         other => LeaseError::Api {
             action,
             name: name.to_string(),
             reason: other.to_string(),
+            code: None,
         },
     }
 }
@@ -202,12 +219,9 @@ async fn call<T>(
             action,
             name: name.to_string(),
             reason: format!("no answer within {timeout:?}"),
+            code: None,
         }),
     }
-}
-
-fn is_status(e: &LeaseError, code: u16) -> bool {
-    matches!(e, LeaseError::Api { reason, .. } if reason.ends_with(&format!("({code})")))
 }
 
 /// A Lease lock on one named Lease.
@@ -288,7 +302,7 @@ impl LeaseLock {
                     Ok(held) => return Ok(held),
                     Err(e @ LeaseError::Forbidden(_)) => return Err(e),
                     // 409 AlreadyExists: a peer created it first; read it.
-                    Err(e) if is_status(&e, 409) => continue,
+                    Err(e) if e.is_conflict() => continue,
                     Err(e) => {
                         warn!(error = %e, "lease create failed, retrying");
                         tokio::time::sleep(t.retry_period.min(deadline - now)).await;
@@ -303,7 +317,7 @@ impl LeaseLock {
                 match self.take(&lease, &obs).await {
                     Ok(held) => return Ok(held),
                     Err(e @ LeaseError::Forbidden(_)) => return Err(e),
-                    Err(e) if is_status(&e, 409) => {
+                    Err(e) if e.is_conflict() => {
                         debug!("another replica took the lease first");
                         seen = Some(obs);
                         continue;
@@ -445,7 +459,7 @@ impl Held {
                 self.last_renew = Instant::now();
                 Ok(())
             }
-            Err(e) if is_status(&e, 409) => {
+            Err(e) if e.is_conflict() => {
                 let current = call(
                     l.timing.api_timeout,
                     "read",
@@ -490,6 +504,7 @@ impl Held {
                     action: "renew",
                     name: self.lock.name.clone(),
                     reason: "renew deadline passed".into(),
+                    code: None,
                 }),
             };
             match result {

@@ -85,8 +85,15 @@ pub struct StatusError {
     pub name: String,
     /// The API's words.
     pub reason: String,
-    /// RBAC refused it.
-    pub forbidden: bool,
+    /// The HTTP status when the apiserver answered.
+    pub code: Option<u16>,
+}
+
+impl StatusError {
+    /// RBAC refused the write.
+    pub fn is_forbidden(&self) -> bool {
+        self.code == Some(403)
+    }
 }
 
 /// Writes run records into one ConfigMap.
@@ -107,11 +114,11 @@ impl StatusWriter {
         }
     }
 
-    fn err(&self, e: impl std::fmt::Display, forbidden: bool) -> StatusError {
+    fn err(&self, e: impl std::fmt::Display, code: Option<u16>) -> StatusError {
         StatusError {
             name: self.name.clone(),
             reason: e.to_string(),
-            forbidden,
+            code,
         }
     }
 
@@ -122,10 +129,10 @@ impl StatusWriter {
         match tokio::time::timeout(self.timeout, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(kube::Error::Api(s))) => {
-                Err(self.err(format!("{} ({})", s.message, s.code), s.is_forbidden()))
+                Err(self.err(format!("{} ({})", s.message, s.code), Some(s.code)))
             }
-            Ok(Err(e)) => Err(self.err(e, false)),
-            Err(_) => Err(self.err(format!("no answer within {:?}", self.timeout), false)),
+            Ok(Err(e)) => Err(self.err(e, None)),
+            Err(_) => Err(self.err(format!("no answer within {:?}", self.timeout), None)),
         }
     }
 
@@ -168,11 +175,11 @@ impl StatusWriter {
             };
             match result {
                 Ok(_) => return Ok(()),
-                Err(e) if e.reason.ends_with("(409)") => continue,
+                Err(e) if e.code == Some(409) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(self.err("kept conflicting with other writers", false))
+        Err(self.err("kept conflicting with other writers", None))
     }
 
     /// Reads the current record and its history.
