@@ -130,19 +130,7 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     );
     let redis = Redis::start(RedisOpts::default());
     let secret_dir = volume_dir(&secrets);
-    let world = PodWorld {
-        hosts: [
-            ("postgres".to_string(), ("127.0.0.1".to_string(), pg.port)),
-            ("redis".to_string(), ("127.0.0.1".to_string(), redis.port)),
-        ]
-        .into(),
-        volumes: [(
-            "postgres-password".to_string(),
-            secret_dir.path().to_path_buf(),
-        )]
-        .into(),
-        namespace: &ns,
-    };
+    let world = PodWorld::with_servers(&ns, pg.port, Some(redis.port), secret_dir.path());
 
     // The Job, authenticated as the ServiceAccount of deploy/rbac.yaml (a real token).
     let token = api.service_account_token(&ns, "dbinit");

@@ -3,7 +3,6 @@
 //! process against real PostgreSQL with the chart's ServiceAccount token; then the test marks
 //! the Job complete (this apiserver has no Job controller) and Helm finishes the install.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -146,19 +145,7 @@ fn chart_with_default_values_installs_and_its_hook_job_migrates() {
     let s = servers(password);
     let helm = install(api, &ns, "demo", &json!({}));
     let secret_dir = volume_dir(&[("password".to_string(), password.to_string())].into());
-    let world = PodWorld {
-        hosts: [
-            ("postgres".to_string(), ("127.0.0.1".to_string(), s.pg.port)),
-            ("redis".to_string(), ("127.0.0.1".to_string(), s.redis_port)),
-        ]
-        .into(),
-        volumes: [(
-            "postgres-password".to_string(),
-            secret_dir.path().to_path_buf(),
-        )]
-        .into(),
-        namespace: &ns,
-    };
+    let world = PodWorld::with_servers(&ns, s.pg.port, Some(s.redis_port), secret_dir.path());
     run_hook_job(api, &ns, "demo-dbinit-migrate", "demo-dbinit", &world);
     let release = finish_install(helm);
     assert_eq!(s.pg.history("agentic_deals"), "1,2,3,4,5,6,7");
@@ -225,20 +212,11 @@ fn chart_with_custom_values_makes_what_they_say() {
         )]
         .into(),
     );
-    let world = PodWorld {
-        hosts: [("postgres".to_string(), ("127.0.0.1".to_string(), s.pg.port))].into(),
-        volumes: BTreeMap::from([
-            (
-                "postgres-password".to_string(),
-                secret_dir.path().to_path_buf(),
-            ),
-            (
-                "migrations".to_string(),
-                migrations_dir.path().to_path_buf(),
-            ),
-        ]),
-        namespace: &ns,
-    };
+    let mut world = PodWorld::with_servers(&ns, s.pg.port, None, secret_dir.path());
+    world.volumes.insert(
+        "migrations".to_string(),
+        migrations_dir.path().to_path_buf(),
+    );
     // What Helm rendered is what the values say.
     let job = api.wait_for(&format!(
         "/apis/batch/v1/namespaces/{ns}/jobs/custom-dbinit-migrate"

@@ -38,9 +38,8 @@ const TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, val int NOT NULL);\
 const INDEX: &str = "-- dbinit:no-transaction\n-- Builds without blocking writes; idempotent.\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_val_idx ON items (val);\n\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_val_id_idx ON items (val, id);\n";
 const AFTER: &str = "CREATE TABLE after_index (id int);";
 
-#[test]
-fn mixed_set_applies_and_the_second_run_is_a_no_op() {
-    let pg = Pg::start_new();
+/// A table with rows, a marked file building two indexes on it, and a file after it.
+fn items_set() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     write(
         dir.path(),
@@ -50,6 +49,13 @@ fn mixed_set_applies_and_the_second_run_is_a_no_op() {
             ("V3__after.sql", AFTER),
         ],
     );
+    dir
+}
+
+#[test]
+fn mixed_set_applies_and_the_second_run_is_a_no_op() {
+    let pg = Pg::start_new();
+    let dir = items_set();
     let out = run(cmd(&pg, "mixed", dir.path()));
     ok(&out);
     assert_eq!(index_valid(&pg, "mixed", "items_val_idx"), "true");
@@ -91,15 +97,7 @@ fn mixed_set_applies_and_the_second_run_is_a_no_op() {
 #[test]
 fn five_concurrent_runners_build_the_index_once_without_deadlock() {
     let pg = Pg::start_new();
-    let dir = tempfile::tempdir().expect("tmp");
-    write(
-        dir.path(),
-        &[
-            ("V1__items.sql", TABLE),
-            ("V2__items_index.sql", INDEX),
-            ("V3__after.sql", AFTER),
-        ],
-    );
+    let dir = items_set();
     let started = Instant::now();
     let children: Vec<_> = (0..5)
         .map(|_| {

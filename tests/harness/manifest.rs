@@ -21,6 +21,31 @@ pub struct PodWorld<'a> {
     pub namespace: &'a str,
 }
 
+impl<'a> PodWorld<'a> {
+    /// The usual world: `postgres` (and `redis`) are the test's servers on 127.0.0.1, the
+    /// `postgres-password` volume is `password_dir`.
+    pub fn with_servers(
+        namespace: &'a str,
+        pg_port: u16,
+        redis_port: Option<u16>,
+        password_dir: &Path,
+    ) -> Self {
+        let mut hosts =
+            BTreeMap::from([("postgres".to_string(), ("127.0.0.1".to_string(), pg_port))]);
+        if let Some(p) = redis_port {
+            hosts.insert("redis".to_string(), ("127.0.0.1".to_string(), p));
+        }
+        Self {
+            hosts,
+            volumes: BTreeMap::from([(
+                "postgres-password".to_string(),
+                password_dir.to_path_buf(),
+            )]),
+            namespace,
+        }
+    }
+}
+
 /// The local process for `container` (a JSON value of a container spec).
 pub fn local_process(container: &Value, world: &PodWorld<'_>) -> Command {
     let argv: Vec<String> = container["command"]
