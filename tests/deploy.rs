@@ -1,5 +1,11 @@
 //! deploy/ against a real kube-apiserver, and the manifests' own env and args run through the
-//! real binaries against real PostgreSQL and Redis.
+//! real binaries against real PostgreSQL and Redis (the quick, apiserver-only tier: the Job's
+//! container runs as a local process; the one-node cluster's e2e suite runs it in a pod).
+//! deploy/ and the Helm chart must not drift apart: the last test compares what both make.
+
+#[path = "helm/driver.rs"]
+#[allow(dead_code)] // shared with tests/helm.rs, which uses all of it
+mod driver;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +47,14 @@ fn every_manifest_passes_a_server_side_dry_run() {
     let api = KubeApi::shared();
     let ns = api.namespace("dryrun");
     for file in MANIFESTS {
+        // A generateName Job is created, never applied (README: `kubectl create -f`).
+        let verb = if *file == "job.yaml" {
+            "create"
+        } else {
+            "apply"
+        };
         let out = kubectl(api, "admin-token", &ns)
-            .args(["apply", "--dry-run=server", "-f"])
+            .args([verb, "--dry-run=server", "-f"])
             .arg(deploy(file))
             .output()
             .expect("kubectl");
@@ -67,6 +79,7 @@ fn pods_are_hardened() {
         for obj in objects(file) {
             let spec = &obj["spec"]["template"]["spec"];
             assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{file}");
+            assert_eq!(spec["enableServiceLinks"], false, "{file}");
             assert_eq!(
                 spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
                 "{file}"
@@ -132,21 +145,52 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     let secret_dir = volume_dir(&secrets);
     let world = PodWorld::with_servers(&ns, pg.port, Some(redis.port), secret_dir.path());
 
-    // The Job, authenticated as the ServiceAccount of deploy/rbac.yaml (a real token).
+    // README's commands: the Job is created, and created again to re-run it; each run is a
+    // new Job. Its container runs authenticated as the ServiceAccount of deploy/rbac.yaml
+    // (a real token), then the test marks it complete (no Job controller here).
     let token = api.service_account_token(&ns, "dbinit");
-    let job = &objects("job.yaml")[0];
-    let pod = &job["spec"]["template"]["spec"];
-    assert_eq!(pod["serviceAccountName"], "dbinit");
-    let mut job_cmd = local_process(&pod["containers"][0], &world);
-    job_cmd.env("KUBECONFIG", api.kubeconfig(&token, &ns));
-    let out = run(job_cmd);
-    assert_eq!(out.code, Some(0), "the Job's container: {}", out.stderr);
+    let mut names = Vec::new();
+    for run_no in 1..=2 {
+        let out = kubectl(api, "admin-token", &ns)
+            .args(["create", "-f", "deploy/job.yaml", "-o", "name"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .output()
+            .expect("kubectl");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success(),
+            "run {run_no}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let name = stdout
+            .strip_prefix("job.batch/")
+            .expect("job.batch/NAME")
+            .to_string();
+        assert!(name.starts_with("dbinit-migrate-"), "{name}");
+        let job = api.wait_for(&format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}"));
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "dbinit");
+        let mut job_cmd = local_process(&pod["containers"][0], &world);
+        job_cmd.env("KUBECONFIG", api.kubeconfig(&token, &ns));
+        let out = run(job_cmd);
+        assert_eq!(out.code, Some(0), "the Job's container: {}", out.stderr);
+        assert!(!out.all_output().contains(&secrets["password"]));
+        api.complete_job(&ns, &name);
+        names.push(name);
+    }
+    assert_ne!(names[0], names[1], "each run is a new Job");
     assert_eq!(pg.history("agentic_deals"), "1,2,3,4,5,6,7");
     let status = api
         .configmap(&ns, "dbinit-status")
         .expect("status ConfigMap");
     assert!(status.contains("\"phase\": \"Succeeded\""), "{status}");
-    assert!(!out.all_output().contains(&secrets["password"]));
+    let status: Value = serde_json::from_str(&status).expect("json");
+    let runs = status["data"]["history"]
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .count();
+    assert_eq!(runs, 2, "both runs recorded");
 
     // The application's init container: `dbinit wait` finds the schema and exits 0.
     let app = &objects("app-deployment.yaml")[0];
@@ -180,5 +224,66 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     assert_eq!(
         code, 403,
         "updating another ConfigMap must be forbidden: {body}"
+    );
+}
+
+/// The Job and RBAC in deploy/ are what the chart makes with `fullnameOverride=dbinit` and
+/// default values, as the apiserver stores them (defaults filled in on both sides).
+#[test]
+fn deploy_job_and_rbac_match_what_the_chart_renders() {
+    let api = KubeApi::shared();
+    let ns = api.namespace("drift");
+    let values = serde_json::json!({"fullnameOverride": "dbinit"});
+    let child = driver::helm(api, "install", &ns, "drift", &values);
+    let chart_job = api.wait_for(&format!(
+        "/apis/batch/v1/namespaces/{ns}/jobs/dbinit-migrate"
+    ));
+    let chart_role = api.wait_for(&format!(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/dbinit"
+    ));
+    let chart_binding = api.wait_for(&format!(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/dbinit"
+    ));
+    api.complete_job(&ns, "dbinit-migrate");
+    driver::finish(child, "install");
+
+    let out = kubectl(api, "admin-token", &ns)
+        .args(["create", "--dry-run=server", "-o", "json", "-f"])
+        .arg(deploy("job.yaml"))
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deploy_job: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let comparable = |job: &Value| {
+        let mut spec = job["spec"].clone();
+        // Set by the apiserver per Job (controller-uid) and by Helm (labels).
+        spec.as_object_mut().expect("spec").remove("selector");
+        spec["template"]
+            .as_object_mut()
+            .expect("template")
+            .remove("metadata");
+        spec
+    };
+    assert_eq!(
+        comparable(&deploy_job),
+        comparable(&chart_job),
+        "deploy/job.yaml and the chart's Job differ"
+    );
+    let deploy_rbac = objects("rbac.yaml");
+    assert_eq!(
+        deploy_rbac[1]["rules"], chart_role["rules"],
+        "Role rules differ"
+    );
+    assert_eq!(
+        deploy_rbac[2]["roleRef"], chart_binding["roleRef"],
+        "roleRef differs"
+    );
+    assert_eq!(
+        deploy_rbac[2]["subjects"][0]["name"],
+        chart_binding["subjects"][0]["name"]
     );
 }

@@ -1,7 +1,8 @@
 //! Running a container of a Kubernetes manifest as a local process: its command and args,
 //! its env with fieldRefs resolved, mounted volumes mapped to local directories, and cluster
 //! DNS names mapped to the test's servers. So a renamed flag or variable breaks a test, not a
-//! rollout.
+//! rollout. This stands in for a kubelet only in the quick, apiserver-only tier; the
+//! one-node cluster's e2e tests start the same specs as real pods.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub struct PodWorld<'a> {
     pub volumes: BTreeMap<String, PathBuf>,
     /// metadata.namespace for fieldRefs.
     pub namespace: &'a str,
+    /// envFrom source name (ConfigMap or Secret) -> its data.
+    pub env_from: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl<'a> PodWorld<'a> {
@@ -42,6 +45,7 @@ impl<'a> PodWorld<'a> {
                 password_dir.to_path_buf(),
             )]),
             namespace,
+            env_from: BTreeMap::new(),
         }
     }
 }
@@ -78,6 +82,20 @@ pub fn local_process(container: &Value, world: &PodWorld<'_>) -> Command {
             )
         })
         .collect();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let name = source["configMapRef"]["name"]
+            .as_str()
+            .or_else(|| source["secretRef"]["name"].as_str())
+            .unwrap_or_else(|| panic!("unexpected envFrom source {source}"));
+        let data = world
+            .env_from
+            .get(name)
+            .unwrap_or_else(|| panic!("no local data for envFrom source {name}"));
+        let prefix = source["prefix"].as_str().unwrap_or("");
+        for (k, v) in data {
+            cmd.env(format!("{prefix}{k}"), v);
+        }
+    }
     let env = container["env"].as_array().expect("env");
     for e in env {
         let name = e["name"].as_str().expect("name");

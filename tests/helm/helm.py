@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Installs a chart with the real Helm engine (PyPI helm-sdkpy) for the tests.
+"""Drives the real Helm engine (PyPI helm-sdkpy: Helm 4 as a library) for the tests.
 
-    helm.py --kubeconfig K --namespace NS --release R --chart DIR [--values JSON] [--timeout S]
+    helm.py ACTION --kubeconfig K --namespace NS --release R [--chart DIR] [--values JSON]
+            [--timeout S]
 
-Prints the release (rendered manifest and hooks) as JSON on stdout; on failure the engine's
-error on stderr and exit code 1.
+ACTION is install, upgrade, uninstall or test (`helm test`). Prints the engine's answer (for
+install/upgrade the release: rendered manifest and hooks) as JSON on stdout; on failure the
+engine's error on stderr and exit code 1.
 """
 import argparse
 import asyncio
@@ -16,21 +18,32 @@ import helm_sdkpy
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("action", choices=["install", "upgrade", "uninstall", "test"])
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--release", required=True)
-    ap.add_argument("--chart", required=True)
+    ap.add_argument("--chart")
     ap.add_argument("--values", default="{}")
     ap.add_argument("--timeout", type=int, default=120)
     a = ap.parse_args()
     cfg = helm_sdkpy.Configuration(namespace=a.namespace, kubeconfig=a.kubeconfig)
+    values = json.loads(a.values)
+    if a.action == "install":
+        run = helm_sdkpy.Install(cfg).run(
+            a.release, a.chart, values=values, wait=False, timeout=a.timeout)
+    elif a.action == "upgrade":
+        run = helm_sdkpy.Upgrade(cfg).run(
+            a.release, a.chart, values=values, wait=False, timeout=a.timeout)
+    elif a.action == "uninstall":
+        run = helm_sdkpy.Uninstall(cfg).run(a.release, wait=True, timeout=a.timeout)
+    else:
+        run = helm_sdkpy.ReleaseTest(cfg).run(a.release)
     try:
-        release = asyncio.run(helm_sdkpy.Install(cfg).run(
-            a.release, a.chart, values=json.loads(a.values), wait=False, timeout=a.timeout))
+        result = asyncio.run(run)
     except helm_sdkpy.HelmError as e:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
-    json.dump(release, sys.stdout, default=str)
+    json.dump(result, sys.stdout, default=str)
 
 
 if __name__ == "__main__":

@@ -1,87 +1,122 @@
-{{/* The release's full name, DNS-safe. */}}
+{{/* The chart's name, or nameOverride. */}}
+{{- define "dbinit.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name, DNS-safe: fullnameOverride, else release-name (once). */}}
 {{- define "dbinit.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that never change for the release's objects: what selectors use. */}}
+{{- define "dbinit.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dbinit.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "dbinit.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "dbinit.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* Per-release object names; each can be overridden by a value. */}}
 {{- define "dbinit.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
 {{- default (include "dbinit.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+{{- define "dbinit.roleName" -}}
+{{- default (include "dbinit.fullname" .) .Values.rbac.roleName -}}
+{{- end -}}
+{{- define "dbinit.jobName" -}}
+{{- default (printf "%s-migrate" (include "dbinit.fullname" .)) .Values.migration.jobName | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "dbinit.leaseName" -}}
+{{- default (printf "%s-migrations" (include "dbinit.fullname" .)) .Values.migration.leaseName -}}
+{{- end -}}
+{{- define "dbinit.statusName" -}}
+{{- default (printf "%s-status" (include "dbinit.fullname" .)) .Values.migration.statusConfigMap -}}
+{{- end -}}
+{{- define "dbinit.migrationsConfigMap" -}}
+{{- printf "%s-migrations-sql" (include "dbinit.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "dbinit.testName" -}}
+{{- printf "%s-test" (include "dbinit.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The Secret holding the PostgreSQL password, and its key. */}}
+{{/* The image: registry/repository, then @digest when given, else :tag. */}}
+{{- define "dbinit.image" -}}
+{{- $repo := .Values.image.repository -}}
+{{- if .Values.image.registry -}}{{- $repo = printf "%s/%s" .Values.image.registry $repo -}}{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The PostgreSQL password Secret and key: postgres.password (a chart-made Secret) wins
+over postgres.existingSecret. */}}
 {{- define "dbinit.secretName" -}}
-{{- default (printf "%s-postgres" (include "dbinit.fullname" .)) .Values.postgres.existingSecret -}}
+{{- if .Values.postgres.password -}}
+{{- printf "%s-postgres" (include "dbinit.fullname" .) -}}
+{{- else -}}
+{{- required "set postgres.password, or postgres.existingSecret to a Secret holding it" .Values.postgres.existingSecret -}}
+{{- end -}}
 {{- end -}}
 {{- define "dbinit.secretKey" -}}
-{{- if .Values.postgres.existingSecret -}}{{ .Values.postgres.existingSecretKey }}{{- else -}}password{{- end -}}
+{{- if .Values.postgres.password -}}password{{- else -}}{{ .Values.postgres.existingSecretKey }}{{- end -}}
 {{- end -}}
 
-{{/* Runs before the Job (hooks run before the release's other objects exist). */}}
-{{- define "dbinit.preHook" -}}
-helm.sh/hook: pre-install,pre-upgrade
-helm.sh/hook-weight: "-10"
-helm.sh/hook-delete-policy: before-hook-creation
+{{/* The Redis password Secret, if any: redis.password wins over redis.existingSecret. */}}
+{{- define "dbinit.redisSecretName" -}}
+{{- if .Values.redis.password -}}
+{{- printf "%s-redis" (include "dbinit.fullname" .) -}}
+{{- else -}}
+{{- .Values.redis.existingSecret -}}
+{{- end -}}
+{{- end -}}
+{{- define "dbinit.redisSecretKey" -}}
+{{- if .Values.redis.password -}}password{{- else -}}{{ .Values.redis.existingSecretKey }}{{- end -}}
 {{- end -}}
 
-{{/* Environment shared by the Job and the init container. */}}
-{{- define "dbinit.env" -}}
-- name: POSTGRES_HOST
-  value: {{ .Values.postgres.host | quote }}
-- name: POSTGRES_PORT
-  value: {{ .Values.postgres.port | quote }}
-- name: POSTGRES_USER
-  value: {{ .Values.postgres.user | quote }}
-- name: POSTGRES_PASSWORD_FILE
-  value: /var/run/secrets/dbinit/postgres/password
-- name: POSTGRES_DB
-  value: {{ .Values.postgres.database | quote }}
-- name: POSTGRES_SSLMODE
-  value: {{ .Values.postgres.sslmode | quote }}
-{{- if .Values.redis.enabled }}
-- name: REDIS_HOST
-  value: {{ .Values.redis.host | quote }}
-- name: REDIS_PORT
-  value: {{ .Values.redis.port | quote }}
-{{- end }}
-- name: LOG_FORMAT
-  value: {{ .Values.logFormat | quote }}
-- name: POD_NAME
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.name
+{{/* Hook annotations. Helm's, or Argo CD's (argocd.enabled): Argo CD reads its own and
+ignores Helm's on the same object. Arguments: (dict "ctx" . "helm" EVENTS "weight" N
+"policy" POLICIES "argo" ARGO-HOOK "argoPolicy" ARGO-POLICIES). */}}
+{{- define "dbinit.hook" -}}
+{{- if .ctx.Values.argocd.enabled -}}
+argocd.argoproj.io/hook: {{ .argo }}
+argocd.argoproj.io/hook-delete-policy: {{ .argoPolicy }}
+argocd.argoproj.io/sync-wave: {{ .weight | quote }}
+{{- else -}}
+helm.sh/hook: {{ .helm }}
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: {{ .policy }}
+{{- end -}}
 {{- end -}}
 
-{{- define "dbinit.passwordVolume" -}}
-- name: postgres-password
-  secret:
-    secretName: {{ include "dbinit.secretName" . }}
-    items:
-      - key: {{ include "dbinit.secretKey" . }}
-        path: password
+{{/* Objects the Job needs only while it runs: deleted once the hooks succeed (and, after a
+failure, once Helm gives up), so their permissions exist only during a migration. */}}
+{{- define "dbinit.transientHook" -}}
+{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade" "weight" -10 "policy" "before-hook-creation,hook-succeeded" "argo" "PreSync" "argoPolicy" "BeforeHookCreation,HookSucceeded") -}}
 {{- end -}}
 
-{{- define "dbinit.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{- define "dbinit.securityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop: ["ALL"]
+{{/* Objects that outlive the hooks (Secrets, the migrations ConfigMap used by the app's
+init container): kept until the next upgrade replaces them; templates/cleanup.yaml removes
+them at uninstall. */}}
+{{- define "dbinit.keptHook" -}}
+{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade" "weight" -10 "policy" "before-hook-creation" "argo" "PreSync" "argoPolicy" "BeforeHookCreation") -}}
 {{- end -}}

@@ -1,0 +1,199 @@
+{{/* Pieces shared by every pod the chart makes (the migration Job, the helm test Job, the
+example app). Each takes the root context. */}}
+
+{{/* Pod metadata: the release's labels plus podLabels, and podAnnotations (e.g.
+sidecar.istio.io/inject: "false": a mesh sidecar would keep a Job from completing). */}}
+{{- define "dbinit.podMetadata" -}}
+labels:
+  {{- include "dbinit.labels" .ctx | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- with .ctx.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .ctx.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings. Service links are off: a Service named postgres or redis would
+otherwise inject POSTGRES_PORT=tcp://... and REDIS_PORT=tcp://... into the container. */}}
+{{- define "dbinit.podSpec" -}}
+enableServiceLinks: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Container-level settings of a dbinit container (after name and command). */}}
+{{- define "dbinit.container" -}}
+image: {{ include "dbinit.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+{{- with .Values.securityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+terminationMessagePolicy: FallbackToLogsOnError
+{{- with .Values.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumeMounts:
+  {{- include "dbinit.volumeMounts" . | nindent 2 }}
+{{- end -}}
+
+{{/* Environment of every dbinit container; extraEnv comes last so it can add settings. */}}
+{{- define "dbinit.env" -}}
+- name: POSTGRES_HOST
+  value: {{ .Values.postgres.host | quote }}
+- name: POSTGRES_PORT
+  value: {{ .Values.postgres.port | quote }}
+- name: POSTGRES_USER
+  value: {{ .Values.postgres.user | quote }}
+- name: POSTGRES_PASSWORD_FILE
+  value: /var/run/secrets/dbinit/postgres/password
+- name: POSTGRES_DB
+  value: {{ .Values.postgres.database | quote }}
+- name: POSTGRES_SSLMODE
+  value: {{ .Values.postgres.sslmode | quote }}
+{{- if .Values.postgres.tls.caSecret }}
+- name: POSTGRES_SSLROOTCERT
+  value: /var/run/secrets/dbinit/postgres-ca/ca.crt
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- if .Values.redis.tls.enabled }}
+- name: REDIS_URL
+  value: {{ printf "rediss://%s:%v/%v" .Values.redis.host .Values.redis.port .Values.redis.db | quote }}
+{{- else }}
+- name: REDIS_HOST
+  value: {{ .Values.redis.host | quote }}
+- name: REDIS_PORT
+  value: {{ .Values.redis.port | quote }}
+- name: REDIS_DB
+  value: {{ .Values.redis.db | quote }}
+{{- end }}
+{{- with .Values.redis.username }}
+- name: REDIS_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if include "dbinit.redisSecretName" . }}
+- name: REDIS_PASSWORD_FILE
+  value: /var/run/secrets/dbinit/redis/password
+{{- end }}
+{{- if .Values.redis.tls.caSecret }}
+# The Redis client reads its CA bundle from SSL_CERT_FILE.
+- name: SSL_CERT_FILE
+  value: /var/run/secrets/dbinit/redis-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- if and .Values.migration.files .Values.migration.enabled }}
+- name: DBINIT_MIGRATIONS_DIR
+  value: /migrations
+{{- else if .Values.migration.migrationsDir }}
+- name: DBINIT_MIGRATIONS_DIR
+  value: {{ .Values.migration.migrationsDir | quote }}
+{{- end }}
+- name: LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "dbinit.volumeMounts" -}}
+- name: postgres-password
+  mountPath: /var/run/secrets/dbinit/postgres
+  readOnly: true
+{{- if .Values.postgres.tls.caSecret }}
+- name: postgres-ca
+  mountPath: /var/run/secrets/dbinit/postgres-ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.redis.enabled (include "dbinit.redisSecretName" .) }}
+- name: redis-password
+  mountPath: /var/run/secrets/dbinit/redis
+  readOnly: true
+{{- end }}
+{{- if and .Values.redis.enabled .Values.redis.tls.caSecret }}
+- name: redis-ca
+  mountPath: /var/run/secrets/dbinit/redis-ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.migration.files .Values.migration.enabled }}
+- name: migrations
+  mountPath: /migrations
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "dbinit.volumes" -}}
+- name: postgres-password
+  secret:
+    secretName: {{ include "dbinit.secretName" . }}
+    items:
+      - key: {{ include "dbinit.secretKey" . }}
+        path: password
+{{- with .Values.postgres.tls.caSecret }}
+- name: postgres-ca
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $.Values.postgres.tls.caSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- if and .Values.redis.enabled (include "dbinit.redisSecretName" .) }}
+- name: redis-password
+  secret:
+    secretName: {{ include "dbinit.redisSecretName" . }}
+    items:
+      - key: {{ include "dbinit.redisSecretKey" . }}
+        path: password
+{{- end }}
+{{- if and .Values.redis.enabled .Values.redis.tls.caSecret }}
+- name: redis-ca
+  secret:
+    secretName: {{ .Values.redis.tls.caSecret }}
+    items:
+      - key: {{ .Values.redis.tls.caSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- if and .Values.migration.files .Values.migration.enabled }}
+- name: migrations
+  configMap:
+    name: {{ include "dbinit.migrationsConfigMap" . }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
