@@ -1,18 +1,16 @@
-# Both binaries, statically linked against musl (TLS is rustls + ring: no OpenSSL), in a
-# distroless static image: no shell, CA roots included, non-root uid 65532.
-#   docker build -t dbinit:dev .      (make image)
+# The dbinit image for Docker users: the same tree, user and entrypoint as `make image`
+# (buildah FROM scratch, no Docker needed), which scripts/image/check.py verifies.
+#   docker build -t dbinit:dev .      (make image-docker)
+# Static glibc binaries (TLS is rustls + ring: no OpenSSL), FROM scratch: no shell, CA roots,
+# /etc/nsswitch.conf for hostAliases lookups, /migrations, non-root uid 65532.
 FROM rust:1-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl \
- && apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
-      --bin dbinit --bin dbinit-job
+RUN RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
+      --target x86_64-unknown-linux-gnu --bin dbinit --bin dbinit-job \
+ && scripts/image/rootfs.sh /rootfs target/x86_64-unknown-linux-gnu/release
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/dbinit /dbinit
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/dbinit-job /dbinit-job
+FROM scratch
+COPY --from=build /rootfs/ /
 USER 65532:65532
 ENTRYPOINT ["/dbinit"]

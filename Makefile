@@ -3,10 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help deps envtest build release test lint fmt demo bench image kind-up kind-load kind-deploy kind-test kind-down clean
+.PHONY: help deps envtest build release test test-unit test-integration test-kube e2e lint fmt demo bench \
+  cluster-up cluster-down cluster-check image image-load image-check image-docker \
+  kind-up kind-load kind-deploy kind-test kind-down clean
 
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 deps: ## Install PostgreSQL, psql and redis-server with apt-get when missing
 	@scripts/deps.sh
@@ -21,8 +23,20 @@ release: ## Stripped release binaries, with their sizes
 	$(CARGO) build --release --workspace --bins
 	@ls -l target/release/dbinit target/release/dbinit-job | awk '{printf "%-12s %6.2f MB\n", $$9, $$5/1048576}'
 
-test: deps envtest build ## Every test: unit tests and integration tests against real servers
-	$(CARGO) test --workspace --no-fail-fast
+test: ## Every test: unit, integration (PostgreSQL/Redis), kube (apiserver) and e2e (real node); no fail-fast
+	@status=0; for t in test-unit test-integration test-kube e2e; do \
+	  $(MAKE) --no-print-directory $$t || { echo "make $$t: FAILED" >&2; status=1; }; \
+	done; exit $$status
+
+test-unit: ## Unit tests and doc examples of every crate (no servers)
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test --workspace --doc
+
+test-integration: deps build ## Integration tests against real PostgreSQL and Redis (readiness, run, notx)
+	$(CARGO) test -p dbinit-tests --no-fail-fast --test readiness --test run --test notx
+
+test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm)
+	$(CARGO) test -p dbinit-tests --no-fail-fast --test job --test deploy --test helm
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -40,15 +54,49 @@ bench: deps ## Time dbinit against refinery_cli, sqlx-cli, dbmate, Alembic and p
 	@peers=$$(scripts/bench-peers.sh) && python3 tests/bench/bench.py --peers "$$peers" $(BENCH_ARGS)
 
 IMAGE ?= dbinit:dev
+IMAGE_ARCHIVE ?= target/image/dbinit.oci.tar
 KIND_CLUSTER ?= dbinit
+export IMAGE IMAGE_ARCHIVE
 
-image: ## Container image with both binaries (needs Docker)
+cluster-up: ## A real one-node Kubernetes (root; in its own network namespace); prints the KUBECONFIG
+	@scripts/cluster-up.sh
+
+cluster-down: ## Stop the one-node cluster by PID, remove its state, and check that nothing is left
+	@scripts/cluster-down.sh
+
+cluster-check: ## Basic checks on the running one-node cluster (Job, pod network, ServiceAccount, DNS)
+	@scripts/cluster-check.sh
+
+image: ## OCI image at target/image/dbinit.oci.tar with buildah (no Docker); loaded into the node when it is up
+	@scripts/image.sh >/dev/null
+	@if [ -S "$${DBINIT_NODE_DIR:-/tmp/dbinit-node}/containerd.sock" ]; then scripts/image-load.sh; fi
+
+image-load: ## Import the image archive into the node's containerd (or IMAGE_LOADER='kind load image-archive')
+	@[ -f "$(IMAGE_ARCHIVE)" ] || scripts/image.sh >/dev/null
+	@scripts/image-load.sh
+
+image-check: ## Check that the Dockerfile and the image archive agree (user, entrypoint, files)
+	@[ -f "$(IMAGE_ARCHIVE)" ] || scripts/image.sh >/dev/null
+	@python3 scripts/image/check.py --dockerfile Dockerfile --archive $(IMAGE_ARCHIVE) \
+	  --bins target/x86_64-unknown-linux-gnu/release
+
+image-docker: ## The same image with Docker (docker build)
 	docker build -t $(IMAGE) .
+
+# `make e2e` runs on the one-node cluster (brought up and loaded first when needed) unless a
+# KUBECONFIG is given on the command line: then on that cluster, loading the image archive with
+# $(IMAGE_LOADER) (e.g. 'kind load image-archive'). An ambient KUBECONFIG is never used.
+e2e: ## End-to-end tests: real kubelet, the image built here, README's commands
+ifeq ($(origin KUBECONFIG),command line)
+	@scripts/e2e.sh --kubeconfig "$(KUBECONFIG)"
+else
+	@scripts/e2e.sh
+endif
 
 kind-up: ## Create a kind cluster (needs Docker and kind)
 	kind create cluster --config deploy/kind-config.yaml --name $(KIND_CLUSTER)
 
-kind-load: image ## Load the image into the kind cluster
+kind-load: image-docker ## Load the image into the kind cluster
 	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
 
 kind-deploy: kind-load ## Deploy PostgreSQL, Redis, RBAC, the migration Job and the example app

@@ -1,0 +1,110 @@
+# Sourced by scripts/cluster-*.sh and scripts/image*.sh: the one-node cluster's settings and the
+# helpers that start, find and stop its processes. Every process is started inside the node's
+# network namespace with `nsenter --net` (not `ip netns exec`, which also unshares the mount
+# namespace and remounts /sys, so kubelet, containerd and runc would lose cgroups and each
+# other's mounts) and recorded by PID; nothing is ever found or stopped by name.
+
+N=${DBINIT_NODE_DIR:-/tmp/dbinit-node}              # all state: pki, etcd, containerd, kubelet, logs, pids
+NS=${DBINIT_NETNS:-dbinit-n1}                       # the network namespace the whole node lives in
+NODE_IP=${DBINIT_NODE_IP:-10.213.0.2}               # the node's address, on a veth end inside $NS
+NODE_GW=${NODE_IP%.*}.1                             # only for a default route; nothing answers there
+NODE_NAME=${DBINIT_NODE_NAME:-dbinit-node}
+SVC_CIDR=${DBINIT_SVC_CIDR:-10.0.0.0/24}
+SVC_IP=${SVC_CIDR%.*}.1                             # the `kubernetes` Service's ClusterIP
+CNI_SUBNET=${DBINIT_CNI_SUBNET:-10.88.0.0/16}
+CNI_GW=${CNI_SUBNET%.*}.1                           # the bridge (cni0) address
+CACHE=${DBINIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dbinit}
+# The pod sandbox image: built here from pause.c and imported under this name (never pulled).
+PAUSE_IMAGE=${DBINIT_PAUSE_IMAGE:-registry.k8s.io/pause:3.9}
+TESTBOX_IMAGE=localhost/dbinit-testbox:1
+SOCK=$N/containerd.sock
+NSX="nsenter --net=/run/netns/$NS"
+PIDS=$N/pids
+LOGS=$N/logs
+export DEBIAN_FRONTEND=noninteractive
+
+t_start=${t_start:-$(date +%s)}
+log() { echo "[${LOG_TAG:-node} +$(($(date +%s) - t_start))s] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ours PID: true when PID is alive and its command line names our state dir or our namespace
+# (so a recycled PID of some unrelated process is never taken for ours).
+ours() {
+  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
+  local cmd
+  cmd=$(cat "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ')
+  case "$cmd" in *"$N/"* | *"/run/netns/$NS "*) return 0 ;; *) return 1 ;; esac
+}
+
+# running NAME: the recorded process NAME is alive.
+running() { [ -f "$PIDS/$1.pid" ] && ours "$(cat "$PIDS/$1.pid")"; }
+
+# start NAME CMD...: run CMD in the netns in the background (log $LOGS/NAME.log, PID in
+# $PIDS/NAME.pid) unless it already runs. nohup and nsenter both exec, so $! is the process.
+# start_host NAME CMD...: the same, in the host's namespace.
+start() { _start "$1" $NSX "${@:2}"; }
+start_host() { _start "$@"; }
+_start() {
+  local name=$1; shift
+  if running "$name"; then log "$name already running (pid $(cat "$PIDS/$name.pid"))"; return 0; fi
+  nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/$name.pid"
+  log "started $name (pid $!)"
+}
+
+# stop NAME: TERM, then KILL after 10 s, the recorded process NAME; forget it.
+stop() {
+  local f=$PIDS/$1.pid p
+  [ -f "$f" ] || return 0
+  p=$(cat "$f")
+  if ours "$p"; then
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 1 40); do ours "$p" || break; sleep 0.25; done
+    if ours "$p"; then kill -9 "$p" 2>/dev/null || true; sleep 0.2; fi
+    log "stopped $1 (pid $p)"
+  fi
+  rm -f "$f"
+}
+
+# wait_for DESC SECONDS CMD...: poll CMD once a second, at most SECONDS times.
+wait_for() {
+  local desc=$1 t=$2; shift 2
+  for _ in $(seq 1 "$t"); do
+    if "$@" >/dev/null 2>&1; then log "$desc: ok"; return 0; fi
+    sleep 1
+  done
+  log "TIMEOUT after ${t}s waiting for $desc"
+  return 1
+}
+
+# in_ns CMD...: run CMD in the node's network namespace.
+in_ns() { $NSX "$@"; }
+
+# kc ARGS...: kubectl as cluster admin.
+kc() { KUBECONFIG=$N/kubeconfig kubectl "$@"; }
+
+# ctr_k8s ARGS...: ctr on the node's containerd, in the CRI namespace.
+ctr_k8s() { ctr -a "$SOCK" -n k8s.io "$@"; }
+
+# free_port: a TCP port nothing listens on at the host's 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket,sys
+for p in (int(sys.argv[1]),0):
+    s=socket.socket()
+    try: s.bind(("127.0.0.1",p)); print(s.getsockname()[1]); break
+    except OSError: pass
+    finally: s.close()' "$1"
+}
+
+# apt_install PKG...: install the missing ones.
+apt_install() {
+  local need=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  log "apt-get install ${need[*]}"
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+}
+
+# buildah with its own vfs store under the cache dir: no daemon, no registry, no RUN steps.
+buildah_() { buildah --root "$CACHE/buildah/root" --runroot "$CACHE/buildah/run" --storage-driver vfs "$@"; }
