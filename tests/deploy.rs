@@ -105,6 +105,23 @@ fn pods_are_hardened() {
     }
 }
 
+/// The YAML block of README that follows "The init container, in any pod spec".
+fn readme_pod_spec() -> Value {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README");
+    let after = readme
+        .split_once("The init container, in any pod spec")
+        .expect("README's init container snippet")
+        .1;
+    let block = after
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a yaml block")
+        .0;
+    serde_saphyr::from_str(block).expect("README's snippet is YAML")
+}
+
 /// The secret example's data: key -> value.
 fn secret_values() -> BTreeMap<String, String> {
     let s = &objects("secret.example.yaml")[0];
@@ -197,6 +214,24 @@ fn the_manifests_env_and_args_run_the_real_binaries_with_least_privilege() {
     let pod = &app["spec"]["template"]["spec"];
     let out = run(local_process(&pod["initContainers"][0], &world));
     assert_eq!(out.code, Some(0), "the init container: {}", out.stderr);
+
+    // README's init container snippet: a pod spec the apiserver accepts (its volume is
+    // there), whose init container finds the schema too.
+    let snippet = readme_pod_spec();
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "readme-snippet"},
+        "spec": {"enableServiceLinks": snippet["enableServiceLinks"],
+            "initContainers": snippet["initContainers"], "volumes": snippet["volumes"],
+            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}});
+    let (code, body) = api.admin(
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods?dryRun=All"),
+        Some(&pod.to_string()),
+    );
+    assert_eq!(code, 201, "README's snippet as a pod: {body}");
+    assert_eq!(snippet["enableServiceLinks"], false);
+    let out = run(local_process(&snippet["initContainers"][0], &world));
+    assert_eq!(out.code, Some(0), "README's init container: {}", out.stderr);
 
     // Least privilege: the same identity can read neither Secrets nor other ConfigMaps.
     let (code, _) = api.admin(

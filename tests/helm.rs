@@ -357,7 +357,8 @@ fn quick_tier_argocd_value_swaps_helm_hooks_for_argo_hooks() {
     let ns = api.namespace("chart-argo");
     // Argo CD renders the chart and applies it itself; installed by Helm, Argo's annotations
     // make the hooks ordinary objects, which shows what Argo CD would read.
-    let values = json!({"argocd": {"enabled": true}, "postgres": {"password": "pw"}});
+    let values = json!({"argocd": {"enabled": true}, "postgres": {"password": "pw"},
+        "migration": {"migrationsDir": "/migrations"}});
     let release = finish(helm(api, "install", &ns, "argo", &values), "install");
     assert!(
         release["hooks"].as_array().is_none_or(|h| h.is_empty()),
@@ -366,6 +367,9 @@ fn quick_tier_argocd_value_swaps_helm_hooks_for_argo_hooks() {
     let job = api.wait_for(&format!(
         "/apis/batch/v1/namespaces/{ns}/jobs/argo-dbinit-migrate"
     ));
+    // A `FROM dbinit` + `COPY migrations /migrations` image: the Job reads that directory.
+    let c = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(env(c, "DBINIT_MIGRATIONS_DIR"), "/migrations");
     let a = &job["metadata"]["annotations"];
     assert_eq!(a["argocd.argoproj.io/hook"], "PreSync");
     assert_eq!(
