@@ -404,3 +404,16 @@ fn quick_tier_argocd_value_swaps_helm_hooks_for_argo_hooks() {
 fn rendered_has_no_helm_hook(release: &Value) -> bool {
     !driver::rendered(release).contains("helm.sh/hook")
 }
+
+#[test]
+fn chart_passes_helm_lint() {
+    let api = KubeApi::shared();
+    // Lint renders with Helm's own default Kubernetes version (>= 1.26), so the Pod failure
+    // policy branch of job.yaml is rendered and parsed here too.
+    let report = finish(helm(api, "lint", "default", "lint", &json!({})), "lint");
+    assert_eq!(report["Errors"], Value::Null, "{report}");
+    for m in report["Messages"].as_array().into_iter().flatten() {
+        // 1 is INFO (e.g. "icon is recommended"); 2 WARNING, 3 ERROR.
+        assert!(m["Severity"].as_i64() < Some(2), "{m}");
+    }
+}

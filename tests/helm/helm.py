@@ -4,7 +4,8 @@
     helm.py ACTION --kubeconfig K --namespace NS --release R [--chart DIR] [--values JSON]
             [--timeout S]
 
-ACTION is install, upgrade, uninstall or test (`helm test`). Prints the engine's answer (for
+ACTION is install, upgrade, uninstall, test (`helm test`) or lint (`helm lint`, which renders
+with Helm's default Kubernetes version, newer than the test apiserver's). Prints the engine's answer (for
 install/upgrade the release: rendered manifest and hooks) as JSON on stdout; on failure the
 engine's error on stderr and exit code 1.
 """
@@ -18,7 +19,7 @@ import helm_sdkpy
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("action", choices=["install", "upgrade", "uninstall", "test"])
+    ap.add_argument("action", choices=["install", "upgrade", "uninstall", "test", "lint"])
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--release", required=True)
@@ -36,6 +37,8 @@ def main():
             a.release, a.chart, values=values, wait=False, timeout=a.timeout)
     elif a.action == "uninstall":
         run = helm_sdkpy.Uninstall(cfg).run(a.release, wait=True, timeout=a.timeout)
+    elif a.action == "lint":
+        run = helm_sdkpy.Lint(cfg).run(a.chart)
     else:
         run = helm_sdkpy.ReleaseTest(cfg).run(a.release)
     try:
