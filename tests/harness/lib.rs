@@ -13,6 +13,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 mod kube_api;
 pub mod manifest;
+pub mod node;
 pub use kube_api::KubeApi;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -193,6 +194,9 @@ fn template() -> &'static Path {
 pub struct PgOpts {
     /// Extra `-c name=value` server settings.
     pub settings: Vec<(String, String)>,
+    /// Run the server inside this network namespace (`/run/netns/NAME`), where the e2e
+    /// node's pods reach it; the test's own psql then goes through the unix socket.
+    pub netns: Option<String>,
 }
 
 /// A real PostgreSQL cluster owned by one test (or shared by a test binary).
@@ -236,7 +240,10 @@ impl Pg {
             ],
         );
         Self {
-            port: free_port(),
+            port: match &opts.netns {
+                Some(ns) => node::free_port_in(ns),
+                None => free_port(),
+            },
             dir,
             opts,
             _watchdog: watchdog,
@@ -265,9 +272,12 @@ impl Pg {
         for (k, v) in &self.opts.settings {
             opts.push_str(&format!(" -c {k}={v}"));
         }
+        let mut ctl = as_pg_user(&pg_bin_dir().join("pg_ctl"));
+        if let Some(ns) = &self.opts.netns {
+            ctl = node::in_netns(ns, &ctl);
+        }
         check(
-            as_pg_user(&pg_bin_dir().join("pg_ctl"))
-                .arg("-D")
+            ctl.arg("-D")
                 .arg(self.data_dir())
                 .arg("-l")
                 .arg(self.dir.path().join("server.log"))
@@ -353,17 +363,12 @@ impl Pg {
 
     /// Like [`Pg::psql`], returning the error text instead of panicking.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let host = match self.opts.netns {
+            Some(_) => self.dir.path().display().to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &host])
             .args([
                 "-p",
                 &self.port.to_string(),

@@ -1,0 +1,25 @@
+//! End to end on a real node: README's commands, run as written, against pods that a real
+//! kubelet starts from the image built in the same run (`make e2e`: `make cluster-up`, `make
+//! image-load`, then this binary with the node's env). PostgreSQL and Redis run on the node's
+//! network (inside its namespace) and pods reach them like a managed database, through
+//! selector-less Services with Endpoints at the node's address. Each test has its own
+//! namespace, dumped (objects, events, descriptions, logs) when it fails and deleted after unless
+//! `DBINIT_TEST_KEEP=1`. Without a reachable cluster every test fails with the reason.
+//!
+//! Any other cluster works the same given `KUBECONFIG`, `DBINIT_NODE_IP` (an address of this
+//! machine the pods can reach, e.g. kind's docker network gateway) and the image loaded onto its
+//! nodes as `dbinit:dev`; see `dbinit_tests::node`. Figures go to stdout and
+//! target/e2e-figures.txt.
+
+#[path = "e2e/chart.rs"]
+mod chart;
+#[path = "e2e/common.rs"]
+mod common;
+#[path = "e2e/faults.rs"]
+mod faults;
+#[path = "e2e/lease.rs"]
+mod lease;
+#[path = "e2e/manifests.rs"]
+mod manifests;
+#[path = "e2e/pods.rs"]
+mod pods;

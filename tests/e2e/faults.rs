@@ -1,0 +1,179 @@
+//! Faults on the real node while the migration Job of deploy/ runs a slow migration (from a
+//! ConfigMap, `pg_sleep`): its pod deleted, the kubelet and containerd killed -9 and restarted.
+//! Each time the work finishes and nothing is applied twice. (The Lease's faults: lease.rs.)
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dbinit_tests::node::{JobEnd, deadline_loop, repo_root};
+use serde_json::{Value, json};
+
+use crate::common::{World, figure, repo_yaml, secs, world};
+
+const SLOW_SECONDS: u32 = 8;
+
+/// Migrations where V1 sleeps in its transaction and records that it committed.
+pub(crate) fn slow_migrations(w: &World) {
+    let v1 = format!(
+        "CREATE TABLE slow (n int);\nSELECT pg_sleep({SLOW_SECONDS});\nINSERT INTO slow VALUES (1);\n"
+    );
+    w.migrations_configmap(
+        "e2e-migrations",
+        &[
+            ("V1__slow.sql", &v1),
+            ("V2__after_slow.sql", "CREATE TABLE after_slow (id int);\n"),
+        ],
+    );
+}
+
+/// deploy/job.yaml, named `name`, reading the ConfigMap's migrations.
+pub(crate) fn job(name: &str) -> Value {
+    let mut j = repo_yaml("deploy/job.yaml");
+    assert_eq!(j["kind"], "Job", "deploy/job.yaml is a Job");
+    let meta = j["metadata"].as_object_mut().expect("metadata");
+    meta.remove("generateName");
+    meta.insert("name".into(), json!(name));
+    let spec = &mut j["spec"]["template"]["spec"];
+    spec["containers"][0]["env"]
+        .as_array_mut()
+        .expect("env")
+        .push(json!({"name": "DBINIT_MIGRATIONS_DIR", "value": "/e2e-migrations"}));
+    spec["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("volumeMounts")
+        .push(json!({"name": "e2e-migrations", "mountPath": "/e2e-migrations", "readOnly": true}));
+    spec["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .push(json!({"name": "e2e-migrations", "configMap": {"name": "e2e-migrations"}}));
+    j
+}
+
+/// The literal value of env variable `name` of a Job's first container.
+pub(crate) fn job_env(job: &Value, name: &str) -> Option<String> {
+    job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_string)
+}
+
+pub(crate) fn setup(prefix: &str) -> World {
+    let w = world(prefix);
+    w.db.expose(w.node, &w.ns.name, "postgres", "redis");
+    w.apply_files(&["deploy/rbac.yaml", "deploy/secret.example.yaml"]);
+    slow_migrations(&w);
+    w
+}
+
+/// The pod whose session is running the slow migration now (from `application_name`).
+pub(crate) fn migrating_pod(w: &World, timeout: Duration) -> String {
+    deadline_loop("a pod running the slow migration", timeout, || {
+        let app = w.db.pg.psql(
+            "postgres",
+            "SELECT application_name FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() LIMIT 1",
+        );
+        let pods = w.ns.pods("");
+        pods.iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .find(|n| !app.is_empty() && app.contains(n))
+            .map(str::to_string)
+            .ok_or_else(|| format!("application_name {app:?}"))
+    })
+}
+
+pub(crate) fn assert_once(w: &World) {
+    w.assert_applied_once("agentic_deals", &[1, 2]);
+    assert_eq!(
+        w.db.pg.psql("agentic_deals", "SELECT count(*) FROM slow"),
+        "1",
+        "the slow migration committed once"
+    );
+    w.assert_no_lock();
+}
+
+#[test]
+fn job_pod_deleted_mid_migration_the_next_pod_finishes() {
+    let w = setup("fault-del");
+    w.ns.apply(&job("mig"));
+    let pod = migrating_pod(&w, Duration::from_secs(90));
+    let t = Instant::now();
+    w.ns.ok(&["delete", "pod", &pod, "--wait=false"]);
+    let next = migrating_pod_other_than(&w, &pod, Duration::from_secs(90));
+    figure("Job pod deleted -> next pod migrating", secs(t.elapsed()));
+    let (end, _) = w.ns.wait_job("mig", Duration::from_secs(120));
+    assert_eq!(end, JobEnd::Complete, "next pod {next}");
+    assert_once(&w);
+}
+
+pub(crate) fn migrating_pod_other_than(w: &World, old: &str, timeout: Duration) -> String {
+    deadline_loop("another pod running the slow migration", timeout, || {
+        let p = migrating_pod(w, Duration::from_secs(1));
+        if p == old {
+            Err(format!("still {old}"))
+        } else {
+            Ok(p)
+        }
+    })
+}
+
+/// The recorded PID of node component `name`, checked to be the node's (its command line
+/// names the node's state directory), so a recycled PID is never taken for it.
+fn component_pid(node_dir: &std::path::Path, name: &str) -> String {
+    let pid = std::fs::read_to_string(node_dir.join(format!("pids/{name}.pid")))
+        .unwrap_or_else(|e| panic!("{name}'s pid file: {e}"))
+        .trim()
+        .to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains(&*node_dir.to_string_lossy()),
+        "pid {pid} is not the node's {name}"
+    );
+    pid
+}
+
+#[test]
+fn kubelet_and_containerd_killed_mid_run_and_restarted_the_job_completes_once() {
+    let w = setup("fault-node");
+    let node_dir = w.node.node_dir.clone().unwrap_or_else(|| {
+        panic!("killing the kubelet needs this machine's node (DBINIT_NODE_DIR, `make cluster-up`)")
+    });
+    w.ns.apply(&job("mig"));
+    let pod = migrating_pod(&w, Duration::from_secs(90));
+    let pids = [
+        component_pid(&node_dir, "kubelet"),
+        component_pid(&node_dir, "containerd"),
+    ];
+    let t = Instant::now();
+    let st = Command::new("kill")
+        .arg("-9")
+        .args(&pids)
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -9 {pids:?}");
+    // Restart what died: cluster-up starts only what is missing and waits for the node.
+    let out = Command::new(repo_root().join("scripts/cluster-up.sh"))
+        .env("DBINIT_NODE_DIR", &node_dir)
+        .envs(w.node.netns.iter().map(|n| ("DBINIT_NETNS", n)))
+        .env("DBINIT_NODE_IP", &w.node.node_ip)
+        .output()
+        .expect("scripts/cluster-up.sh");
+    assert!(
+        out.status.success(),
+        "restarting the node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    figure(
+        "kubelet + containerd restarted (cluster-up.sh)",
+        secs(t.elapsed()),
+    );
+    let (end, _) = w.ns.wait_job("mig", Duration::from_secs(180));
+    figure(
+        "kill -9 kubelet+containerd -> Job Complete",
+        secs(t.elapsed()),
+    );
+    assert_eq!(end, JobEnd::Complete, "pod {pod}");
+    assert_once(&w);
+    w.node.ready_node().expect("the node is Ready again");
+}

@@ -1,0 +1,196 @@
+//! The Lease on the real node: a holder deleted (SIGTERM) or killed outright while another
+//! Job's pod waits for it, a Job still waiting for its database, a failed migration. The Lease
+//! is held only while migrating and released at once when the run ends.
+
+use std::time::{Duration, Instant};
+
+use dbinit_tests::node::{JobEnd, parse_time};
+use serde_json::json;
+
+use crate::common::{World, figure, secs};
+use crate::faults::{assert_once, job, job_env, migrating_pod, migrating_pod_other_than, setup};
+
+/// Two Jobs at once: one pod holds the Lease and migrates, the other's pod waits for it.
+fn holder_and_waiter(w: &World) -> (String, String) {
+    w.ns.apply(&job("mig-a"));
+    w.ns.apply(&job("mig-b"));
+    let holder = migrating_pod(w, Duration::from_secs(90));
+    let waiter = w.ns.wait_pod(
+        "the other Job's pod running",
+        "job-name",
+        Duration::from_secs(60),
+        |p| p["status"]["phase"] == "Running" && p["metadata"]["name"] != holder.as_str(),
+    );
+    let waiter = waiter["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    (holder, waiter)
+}
+
+#[test]
+fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
+    let w = setup("fault-lease");
+    let (holder, waiter) = holder_and_waiter(&w);
+    let t = Instant::now();
+    w.ns.ok(&["delete", "pod", &holder, "--wait=false"]);
+    let next = migrating_pod_other_than(&w, &holder, Duration::from_secs(60));
+    let took = t.elapsed();
+    figure(
+        "Lease holder's pod deleted (SIGTERM) -> waiter migrating",
+        secs(took),
+    );
+    assert_eq!(next, waiter, "the waiting pod took over");
+    assert!(
+        took < Duration::from_secs(5),
+        "a SIGTERM'd holder releases the Lease at once; the waiter started after {took:?}"
+    );
+    for j in ["mig-a", "mig-b"] {
+        assert_eq!(
+            w.ns.wait_job(j, Duration::from_secs(120)).0,
+            JobEnd::Complete,
+            "{j}"
+        );
+    }
+    assert_once(&w);
+}
+
+#[test]
+fn lease_holder_killed_the_waiting_pod_takes_over_after_expiry() {
+    let w = setup("fault-kill");
+    let (holder, waiter) = holder_and_waiter(&w);
+    let lease_name = lease_name();
+    let lease_before = w.ns.get(&["lease", &lease_name]).expect("Lease");
+    let container = job("x")["spec"]["template"]["spec"]["containers"][0]["name"]
+        .as_str()
+        .expect("container name")
+        .to_string();
+    let t = Instant::now();
+    w.node.kill_container(&w.ns.name, &holder, &container);
+    let next = migrating_pod_other_than(&w, &holder, Duration::from_secs(60));
+    let took = t.elapsed();
+    figure(
+        "Lease holder killed (SIGKILL) -> waiter migrating",
+        secs(took),
+    );
+    assert_eq!(next, waiter, "the waiting pod took over");
+    let duration = lease_before["spec"]["leaseDurationSeconds"]
+        .as_u64()
+        .unwrap_or(15);
+    assert!(
+        took >= Duration::from_secs(duration * 2 / 3 - 1)
+            && took < Duration::from_secs(duration * 3),
+        "a dead holder's Lease is taken after it expires ({duration} s without renewal): {took:?}"
+    );
+    let lease = w.ns.get(&["lease", &lease_name]).expect("Lease");
+    assert!(
+        lease["spec"]["leaseTransitions"].as_u64()
+            > lease_before["spec"]["leaseTransitions"].as_u64(),
+        "a new epoch: {lease}"
+    );
+    for j in ["mig-a", "mig-b"] {
+        assert_eq!(
+            w.ns.wait_job(j, Duration::from_secs(120)).0,
+            JobEnd::Complete,
+            "{j}"
+        );
+    }
+    assert_once(&w);
+}
+
+/// The Lease of deploy/job.yaml's Job.
+fn lease_name() -> String {
+    job_env(&job("x"), "DBINIT_LEASE_NAME").unwrap_or("dbinit-migrations".into())
+}
+
+#[test]
+fn a_job_still_waiting_for_its_database_does_not_hold_the_lease() {
+    let w = setup("lease-ready");
+    // A Job whose database does not answer (a Service whose endpoint port is closed)...
+    let closed = dbinit_tests::node::free_port_on_node(w.node);
+    w.ns.apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nodb"},
+         "spec": {"ports": [{"name": "tcp", "port": 5432, "targetPort": closed}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "nodb"},
+         "subsets": [{"addresses": [{"ip": w.node.node_ip}], "ports": [{"name": "tcp", "port": closed}]}]}
+    ]}));
+    let mut blocked = job("blocked");
+    for e in blocked["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .expect("env")
+    {
+        if e["name"] == "POSTGRES_HOST" {
+            e["value"] = json!("nodb");
+        }
+    }
+    w.ns.apply(&blocked);
+    w.ns.wait_pod(
+        "the blocked Job's pod running",
+        "job-name=blocked",
+        Duration::from_secs(60),
+        |p| p["status"]["phase"] == "Running",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // ...does not keep a Job whose database is up from migrating.
+    let t = Instant::now();
+    w.ns.apply(&job("mig"));
+    let (end, took) = w.ns.wait_job("mig", Duration::from_secs(60));
+    figure(
+        "Job Complete while another Job waits for its database",
+        secs(took),
+    );
+    assert_eq!(end, JobEnd::Complete);
+    assert!(
+        took < Duration::from_secs(40),
+        "the Job waited for the Lease of a Job that had not reached its database: {:?}",
+        t.elapsed()
+    );
+    let blocked_pods = w.ns.pods("job-name=blocked");
+    assert!(
+        blocked_pods
+            .iter()
+            .any(|p| p["status"]["phase"] == "Running"),
+        "the blocked Job is still waiting for its database"
+    );
+    assert_once(&w);
+}
+
+#[test]
+fn a_failed_migration_releases_the_lease_at_once() {
+    let w = crate::common::world("lease-fail");
+    w.db.expose(w.node, &w.ns.name, "postgres", "redis");
+    w.apply_files(&["deploy/rbac.yaml", "deploy/secret.example.yaml"]);
+    w.migrations_configmap("e2e-migrations", &[("V1__e2e_broken.sql", "SELEC 1;\n")]);
+    let mut j = job("broken");
+    j["spec"]["backoffLimit"] = json!(0);
+    w.ns.apply(&j);
+    let (end, _) = w.ns.wait_job("broken", Duration::from_secs(120));
+    assert!(matches!(end, JobEnd::Failed(_)), "{end:?}");
+    let pods = w.ns.pods("job-name=broken");
+    let term = &pods[0]["status"]["containerStatuses"][0]["state"]["terminated"];
+    let message = term["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("V1__e2e_broken") && message.contains("exit 5"),
+        "termination message names the file: {message}"
+    );
+    let ran = parse_time(term["finishedAt"].as_str().unwrap_or_default())
+        .zip(parse_time(term["startedAt"].as_str().unwrap_or_default()))
+        .map(|(f, s)| f - s);
+    figure(
+        "failed migration: container start -> exit, s",
+        format!("{ran:?}"),
+    );
+    assert!(
+        ran.is_some_and(|r| r <= 2),
+        "a failed run ends (and releases the Lease) at once, not after a status re-read: {ran:?} s"
+    );
+    let lease = w.ns.get(&["lease", &lease_name()]).expect("Lease");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "the Lease is released: {lease}"
+    );
+    w.assert_applied_once("agentic_deals", &[]);
+}
