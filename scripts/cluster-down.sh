@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make cluster-down`: stop everything `make cluster-up` started, by recorded PID (never by
-# name), kill and delete the CRI containers first, unmount whatever is left below the state
-# dir, remove the pods' cgroups and logs, delete the network namespace and the state, then
+# name), kill and delete the CRI containers first, drop the node's mount namespace (with every
+# mount the node made) and unmount what is left below the state dir, remove the pods' cgroups,
+# delete the network namespace and the state, then
 # prove that nothing is left (node/check-clean.sh). DBINIT_KEEP_STATE=1 keeps $DBINIT_NODE_DIR
 # (etcd data, images) so that the next cluster-up reuses it.
 set -uo pipefail
@@ -9,9 +10,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/node/lib.sh"
 LOG_TAG=cluster-down
 [ "$(id -u)" -eq 0 ] || die "cluster-down needs root"
-
-# Pods this kubelet ran (their log dirs under /var/log/pods end in the pod UID).
-uids=$(ls "$N/kubelet/root/pods" 2>/dev/null || true)
 
 stop kube-proxy
 stop kubelet
@@ -34,15 +32,18 @@ stop kube-apiserver
 stop etcd
 stop containerd
 
-# Shims of our containerd that outlived it, and anything else left in our namespace (e.g. a
-# server a test started there and did not stop): the namespace is going away with them.
+# Shims of our containerd that outlived it, and anything else left in our namespaces (e.g. a
+# server a test started there and did not stop): the namespaces are going away with them.
 netns_ino=$(stat -L -c %i "/run/netns/$NS" 2>/dev/null || true)
+mntns_ino=$(stat -L -c %i "$MNT" 2>/dev/null || true)
+[ "$(stat -f -c %T "$MNT" 2>/dev/null)" = nsfs ] || mntns_ino=""
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   cmd=$(cat "$d/cmdline" 2>/dev/null | tr '\0' ' ')
   [ -n "$cmd" ] || continue
   in_ns=0
   [ -n "$netns_ino" ] && [ "$(stat -L -c %i "$d/ns/net" 2>/dev/null)" = "$netns_ino" ] && in_ns=1
+  [ -n "$mntns_ino" ] && [ "$(stat -L -c %i "$d/ns/mnt" 2>/dev/null)" = "$mntns_ino" ] && in_ns=1
   case "$cmd" in *"-address $SOCK "*) in_ns=1 ;; esac
   if [ "$in_ns" = 1 ]; then
     log "stopping leftover pid $p: ${cmd:0:120}"
@@ -52,7 +53,9 @@ for d in /proc/[0-9]*; do
   fi
 done
 
-# Mounts below the state dir (secret/emptyDir tmpfs, overlay rootfs, sandbox netns), deepest first.
+# The node's mount namespace goes with its last process and its handle; then whatever is left
+# mounted below the state dir on the host (the handle's private bind), deepest first.
+[ "$(stat -f -c %T "$MNT" 2>/dev/null)" = nsfs ] && umount "$MNT"
 for _ in 1 2 3 4 5; do
   mounts=$(awk -v n="$N/" 'index($2, n) == 1 { print $2 }' /proc/self/mounts | sort -r)
   [ -z "$mounts" ] && break
@@ -64,12 +67,10 @@ for root in /sys/fs/cgroup/$NS /sys/fs/cgroup/*/$NS; do
   [ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
 
-# Pod logs (the kubelet's paths are fixed in 1.20) and libcni's result cache of our network.
-for u in $uids; do
-  for d in /var/log/pods/*_"$u"; do [ -d "$d" ] && rm -rf "$d"; done
-done
-find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null
-rm -f /var/lib/cni/results/"dbinit-$NS"-* 2>/dev/null
+# Mount points cluster-up had to create on the host (empty: the node wrote below $N/host).
+if [ -f "$N/host-dirs-made" ]; then
+  tac "$N/host-dirs-made" | while read -r d; do rmdir "$d" 2>/dev/null; done
+fi
 
 if [ -e "/run/netns/$NS" ] && [ -f "$N/netns" ] && [ "$(cat "$N/netns")" = "$NS" ]; then
   ip netns del "$NS" && log "deleted network namespace $NS"

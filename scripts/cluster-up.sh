@@ -4,7 +4,8 @@
 # kube-controller-manager, kube-scheduler, kubelet, kube-proxy, containerd + runc and the CNI
 # bridge, from Debian packages and the cached source build (scripts/k8s-build.sh). The node's
 # address ($DBINIT_NODE_IP, default 10.213.0.2) sits on a veth pair whose both ends are in the
-# namespace; nothing is connected to the host or the outside. The apiserver is also forwarded
+# namespace; nothing is connected to the host or the outside. The node also has its own mount
+# namespace (the kubelet's fixed paths bound below the state dir). The apiserver is forwarded
 # to the host's 127.0.0.1 so that one KUBECONFIG works on the host and in the namespace.
 # State, certificates, logs and PIDs live in $DBINIT_NODE_DIR (default /tmp/dbinit-node);
 # `$DBINIT_NODE_DIR/env` is sourceable. Idempotent: a second run starts only what is missing.
@@ -47,6 +48,23 @@ else
   ip -n "$NS" link set nodeif1 up
   ip -n "$NS" route add default via "$NODE_GW" dev nodeif0 onlink
   log "network namespace $NS: node address $NODE_IP"
+fi
+
+# ---- the mount namespace -----------------------------------------------------------------------
+# A namespace handle must sit on a private mount, hence the self-bind of $N/mnt-ns. The new
+# namespace is a slave of the host's: host mounts show up inside, none of the node's leak out.
+if [ "$(stat -f -c %T "$MNT" 2>/dev/null)" != nsfs ]; then
+  mkdir -p "$N/mnt-ns"
+  mountpoint -q "$N/mnt-ns" || mount --bind "$N/mnt-ns" "$N/mnt-ns"
+  mount --make-private "$N/mnt-ns"
+  touch "$MNT"
+  unshare --mount="$MNT" --propagation slave true
+  for p in $PRIVATE_PATHS; do
+    if [ ! -d "$p" ]; then mkdir -p "$p" && echo "$p" >>"$N/host-dirs-made"; fi
+    mkdir -p "$N/host$p"
+    nsenter --mount="$MNT" mount --bind "$N/host$p" "$p"
+  done
+  log "mount namespace $MNT: $PRIVATE_PATHS bound below $N/host"
 fi
 
 # ---- images for the node: pause (sandbox) and a busybox test box -----------------------------

@@ -5,7 +5,7 @@
 # Usage: rootfs.sh DEST BIN_DIR    (BIN_DIR holds the static dbinit and dbinit-job)
 #   /dbinit, /dbinit-job                   static glibc binaries (no loader, no libraries)
 #   /etc/passwd, /etc/group                root and nonroot (65532), the user the image runs as
-#   /etc/nsswitch.conf                     hosts: files dns (see the file)
+#   /etc/nsswitch.conf                     hosts: files dns
 #   /etc/ssl/certs/ca-certificates.crt     CA roots for PostgreSQL/Redis TLS (verify-full)
 #   /tmp                                   1777, for a writable emptyDir mount or none
 #   /migrations                            the repo's migrations/ (and seeds/), read when present

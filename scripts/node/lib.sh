@@ -18,7 +18,15 @@ CACHE=${DBINIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dbinit}
 PAUSE_IMAGE=${DBINIT_PAUSE_IMAGE:-registry.k8s.io/pause:3.9}
 TESTBOX_IMAGE=localhost/dbinit-testbox:1
 SOCK=$N/containerd.sock
-NSX="nsenter --net=/run/netns/$NS"
+# The node's own mount namespace (a handle bind-mounted here): the kubelet's fixed host paths
+# (/var/log/pods, /var/lib/kubelet, ...) are bound to directories below $N inside it, so that
+# this node and any other kubelet on the machine never see (and garbage-collect) each other's
+# files, and every mount the node makes (tmpfs, overlay, sandbox netns) stays inside it.
+MNT=$N/mnt-ns/mnt
+# Host paths the kubelet, containerd and libcni use whatever their flags say, and what they are
+# bound to inside the node's mount namespace.
+PRIVATE_PATHS="/var/log/pods /var/log/containers /var/lib/kubelet /var/lib/cni"
+NSX="nsenter --net=/run/netns/$NS --mount=$MNT"
 PIDS=$N/pids
 LOGS=$N/logs
 export DEBIAN_FRONTEND=noninteractive
@@ -27,27 +35,28 @@ t_start=${t_start:-$(date +%s)}
 log() { echo "[${LOG_TAG:-node} +$(($(date +%s) - t_start))s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# ours PID: true when PID is alive and its command line names our state dir or our namespace
-# (so a recycled PID of some unrelated process is never taken for ours).
+# ours PID: true when PID is alive and is a process we started (start/start_host mark each with
+# DBINIT_NODE_OWNER=$N in its environment) or one whose command line names our state dir, so a
+# recycled PID of some unrelated process is never taken for ours.
 ours() {
   [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
-  local cmd
-  cmd=$(cat "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ')
-  case "$cmd" in *"$N/"* | *"/run/netns/$NS "*) return 0 ;; *) return 1 ;; esac
+  cat "/proc/$1/environ" 2>/dev/null | tr '\0' '\n' | grep -qxF "DBINIT_NODE_OWNER=$N" && return 0
+  case "$(cat "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ')" in *"$N/"* | *"/run/netns/$NS "*) return 0 ;; *) return 1 ;; esac
 }
 
 # running NAME: the recorded process NAME is alive.
 running() { [ -f "$PIDS/$1.pid" ] && ours "$(cat "$PIDS/$1.pid")"; }
 
 # start NAME CMD...: run CMD in the netns in the background (log $LOGS/NAME.log, PID in
-# $PIDS/NAME.pid) unless it already runs. nohup and nsenter both exec, so $! is the process.
+# $PIDS/NAME.pid) unless it already runs.
 # start_host NAME CMD...: the same, in the host's namespace.
 start() { _start "$1" $NSX "${@:2}"; }
 start_host() { _start "$@"; }
 _start() {
   local name=$1; shift
   if running "$name"; then log "$name already running (pid $(cat "$PIDS/$name.pid"))"; return 0; fi
-  nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # nohup, env and nsenter all exec: $! is the process itself.
+  nohup env DBINIT_NODE_OWNER="$N" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name.pid"
   log "started $name (pid $!)"
 }
@@ -77,7 +86,7 @@ wait_for() {
   return 1
 }
 
-# in_ns CMD...: run CMD in the node's network namespace.
+# in_ns CMD...: run CMD in the node's network and mount namespaces.
 in_ns() { $NSX "$@"; }
 
 # kc ARGS...: kubectl as cluster admin.
