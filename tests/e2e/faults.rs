@@ -68,18 +68,23 @@ pub(crate) fn setup(prefix: &str) -> World {
 }
 
 /// The pod whose session is running the slow migration now (from `application_name`).
+fn try_migrating_pod(w: &World) -> Result<String, String> {
+    let app = w.db.pg.psql(
+        "postgres",
+        "SELECT application_name FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() LIMIT 1",
+    );
+    w.ns.pods("")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .find(|n| !app.is_empty() && app.contains(n))
+        .map(str::to_string)
+        .ok_or_else(|| format!("application_name {app:?}"))
+}
+
+/// Waits for a pod to run the slow migration; returns its name.
 pub(crate) fn migrating_pod(w: &World, timeout: Duration) -> String {
     deadline_loop("a pod running the slow migration", timeout, || {
-        let app = w.db.pg.psql(
-            "postgres",
-            "SELECT application_name FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() LIMIT 1",
-        );
-        let pods = w.ns.pods("");
-        pods.iter()
-            .filter_map(|p| p["metadata"]["name"].as_str())
-            .find(|n| !app.is_empty() && app.contains(n))
-            .map(str::to_string)
-            .ok_or_else(|| format!("application_name {app:?}"))
+        try_migrating_pod(w)
     })
 }
 
@@ -108,14 +113,14 @@ fn job_pod_deleted_mid_migration_the_next_pod_finishes() {
 }
 
 pub(crate) fn migrating_pod_other_than(w: &World, old: &str, timeout: Duration) -> String {
-    deadline_loop("another pod running the slow migration", timeout, || {
-        let p = migrating_pod(w, Duration::from_secs(1));
-        if p == old {
-            Err(format!("still {old}"))
-        } else {
-            Ok(p)
-        }
-    })
+    deadline_loop(
+        "another pod running the slow migration",
+        timeout,
+        || match try_migrating_pod(w)? {
+            p if p == old => Err(format!("still {old}")),
+            p => Ok(p),
+        },
+    )
 }
 
 /// The recorded PID of node component `name`, checked to be the node's (its command line
