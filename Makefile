@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help deps envtest build release test test-unit test-integration test-kube e2e lint fmt demo bench \
+.PHONY: help deps envtest build release test test-unit test-integration test-kube e2e lint fmt demo bench bench-node \
   cluster-up cluster-down cluster-check image image-load image-check image-docker \
   kind-up kind-load kind-deploy kind-test kind-down clean
 
@@ -49,9 +49,16 @@ demo: deps ## Run dbinit against a throwaway local PostgreSQL + Redis it starts 
 	$(CARGO) build --release --bin dbinit
 	@scripts/demo.sh
 
-bench: deps ## Time dbinit against refinery_cli, sqlx-cli, dbmate, Alembic and psql (not part of test)
+bench: deps ## Time dbinit against refinery_cli, sqlx-cli, dbmate, Alembic and psql, then bench-node (not part of test)
 	$(CARGO) build --release --workspace --bins
 	@peers=$$(scripts/bench-peers.sh) && python3 tests/bench/bench.py --peers "$$peers" $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-node
+
+bench-node: ## On the one-node cluster: pod-start overhead of dbinit wait, migration Job time, image size
+	@scripts/cluster-up.sh >/dev/null
+	@scripts/image.sh >/dev/null
+	@scripts/image-load.sh
+	@python3 tests/bench/node.py $(BENCH_NODE_ARGS)
 
 IMAGE ?= dbinit:dev
 IMAGE_ARCHIVE ?= target/image/dbinit.oci.tar
