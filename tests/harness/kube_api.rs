@@ -204,7 +204,11 @@ impl KubeApi {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: envtest\n    user: u\n    namespace: {namespace}\ncurrent-context: c\n",
             self.port
         );
-        std::fs::write(&path, text).expect("write kubeconfig");
+        // Written whole and renamed into place: a process started a moment ago may be
+        // reading the same file, and must never see it half-written.
+        let tmp = path.with_extension(format!("tmp-{:08x}", rand_u32()));
+        std::fs::write(&tmp, text).expect("write kubeconfig");
+        std::fs::rename(&tmp, &path).expect("rename kubeconfig");
         path
     }
 
