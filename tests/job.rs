@@ -344,7 +344,18 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
     let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
         .expect("deploy/rbac.yaml");
     create_yaml(api, &w.ns, &rbac);
-    bind_user(api, &w.ns, "dbinit-job", "app-user");
+    // The Role's name as the manifest gives it.
+    let role_doc = rbac
+        .split("\n---\n")
+        .find(|d| d.lines().any(|l| l == "kind: Role"))
+        .expect("deploy/rbac.yaml has a Role");
+    let role = role_doc
+        .split_once("metadata:\n  name: ")
+        .and_then(|(_, rest)| rest.lines().next())
+        .expect("the Role has metadata.name")
+        .trim()
+        .to_string();
+    bind_user(api, &w.ns, &role, "app-user");
     let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
     let out = run(w.cmd("app-token", dir.path()));
     ok(&out);
@@ -373,9 +384,12 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
         .filter(|d| d.lines().any(|l| l == "kind: Role"))
         .collect::<Vec<_>>()
         .join("")
-        .replace("name: dbinit-job", "name: dbinit-job-limited");
+        .replace(
+            &format!("metadata:\n  name: {role}\n"),
+            &format!("metadata:\n  name: {role}-limited\n"),
+        );
     create_yaml(api, &w.ns, &limited);
-    bind_user(api, &w.ns, "dbinit-job-limited", "limited-user");
+    bind_user(api, &w.ns, &format!("{role}-limited"), "limited-user");
     let out = run(w.cmd("limited-token", dir.path()));
     assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(
