@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use dbinit_tests::{Finished, KubeApi, Pg, command, finish, run};
+use dbinit_tests::{Finished, KubeApi, Pg, PgOpts, command, finish, run};
 use serde_json::Value;
 
 /// One test's world: a namespace, a cluster, a database, a migration dir.
@@ -17,14 +17,52 @@ struct World<'a> {
 
 const LEASE: &str = "4s";
 
+impl Drop for World<'_> {
+    /// A failing test shows the apiserver's log (PostgreSQL's comes from `Pg`) and, with
+    /// DBINIT_TEST_KEEP=1, keeps the apiserver and names the test's namespace.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.api.on_failure(Some(&self.ns));
+        }
+    }
+}
+
 impl<'a> World<'a> {
     fn new(api: &'a KubeApi, name: &str) -> Self {
+        let pg = Pg::start_new();
+        Self::with_pg(api, name, pg)
+    }
+
+    fn with_pg(api: &'a KubeApi, name: &str, pg: Pg) -> Self {
         Self {
             api,
             ns: api.namespace(name),
-            pg: Pg::start_new(),
+            pg,
             db: format!("{}_db", name.replace('-', "_")),
         }
+    }
+
+    /// The Lease's holderIdentity: `None` when the Lease is absent, `Some("")` when released.
+    fn lease_holder(&self) -> Option<String> {
+        let (code, body) = self.api.admin(
+            "GET",
+            &format!(
+                "/apis/coordination.k8s.io/v1/namespaces/{}/leases/dbinit-migrations",
+                self.ns
+            ),
+            None,
+        );
+        if code == 404 {
+            return None;
+        }
+        assert_eq!(code, 200, "read the Lease: {body}");
+        let lease: Value = serde_json::from_str(&body).expect("json");
+        Some(
+            lease["spec"]["holderIdentity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
     }
 
     fn cmd(&self, token: &str, dir: &Path) -> Command {
@@ -306,7 +344,18 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
     let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
         .expect("deploy/rbac.yaml");
     create_yaml(api, &w.ns, &rbac);
-    bind_user(api, &w.ns, "dbinit-job", "app-user");
+    // The Role's name as the manifest gives it.
+    let role_doc = rbac
+        .split("\n---\n")
+        .find(|d| d.lines().any(|l| l == "kind: Role"))
+        .expect("deploy/rbac.yaml has a Role");
+    let role = role_doc
+        .split_once("metadata:\n  name: ")
+        .and_then(|(_, rest)| rest.lines().next())
+        .expect("the Role has metadata.name")
+        .trim()
+        .to_string();
+    bind_user(api, &w.ns, &role, "app-user");
     let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
     let out = run(w.cmd("app-token", dir.path()));
     ok(&out);
@@ -335,9 +384,12 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
         .filter(|d| d.lines().any(|l| l == "kind: Role"))
         .collect::<Vec<_>>()
         .join("")
-        .replace("name: dbinit-job", "name: dbinit-job-limited");
+        .replace(
+            &format!("metadata:\n  name: {role}\n"),
+            &format!("metadata:\n  name: {role}-limited\n"),
+        );
     create_yaml(api, &w.ns, &limited);
-    bind_user(api, &w.ns, "dbinit-job-limited", "limited-user");
+    bind_user(api, &w.ns, &format!("{role}-limited"), "limited-user");
     let out = run(w.cmd("limited-token", dir.path()));
     assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(
@@ -394,4 +446,124 @@ fn no_rbac_at_all_is_exit_4_at_once() {
     assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
     assert!(out.elapsed < Duration::from_secs(5));
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -TERM {}", child.id());
+}
+
+#[test]
+fn readiness_is_waited_for_before_the_lease_is_taken() {
+    let api = KubeApi::shared();
+    let w = World::with_pg(api, "ready-first", Pg::init(PgOpts::default()));
+    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    let (job, started) = w.spawn(dir.path());
+    // PostgreSQL is down: the job waits for it, and holds no Lease meanwhile.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        w.lease_holder(),
+        None,
+        "no Lease is taken while the database is unreachable"
+    );
+    w.pg.start();
+    let out = finish(job, started);
+    ok(&out);
+    assert_eq!(w.lease_holder().as_deref(), Some(""), "released at the end");
+    let waited = out.stderr.find("postgres not ready").expect("it waited");
+    let leased = out
+        .stderr
+        .find("acquired the lease")
+        .expect("it took the Lease");
+    assert!(
+        waited < leased,
+        "readiness before the Lease: {}",
+        out.stderr
+    );
+    assert_eq!(w.sql("SELECT count(*) FROM refinery_schema_history"), "1");
+}
+
+#[test]
+fn sigterm_releases_the_lease_at_once_and_records_what_was_applied() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "sigterm");
+    let dir = dir_with(&[
+        ("V1__a.sql", "CREATE TABLE a (id int);"),
+        (
+            "V2__slow.sql",
+            "CREATE TABLE b (id int);\nSELECT pg_sleep(30);",
+        ),
+    ]);
+    let (job, started) = w.spawn(dir.path());
+    w.pg.wait_for_query("pg_sleep(30)");
+    let signalled = Instant::now();
+    sigterm(&job);
+    let out = finish(job, started);
+    let exited_after = signalled.elapsed();
+    assert_eq!(out.code, Some(8), "{}", out.stderr);
+    assert!(
+        exited_after < Duration::from_secs(2),
+        "exited {exited_after:?} after SIGTERM"
+    );
+    assert_eq!(
+        w.lease_holder().as_deref(),
+        Some(""),
+        "the Lease is released"
+    );
+    let s = w.status();
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["exitCode"], "8");
+    assert_eq!(s["appliedThisRun"], "V1__a");
+    assert_eq!(s["appliedVersion"], "1");
+    assert_eq!(s["pending"], "V2__slow");
+    assert_eq!(
+        w.sql("SELECT to_regclass('b') IS NULL"),
+        "t",
+        "V2 rolled back"
+    );
+}
+
+/// The record of a failed run comes from what the run knew: with PostgreSQL gone right after
+/// the failure, it still says what was applied before it, and the Lease is released at once.
+#[test]
+fn a_failed_run_is_recorded_and_released_without_asking_the_database() {
+    let api = KubeApi::shared();
+    let w = World::new(api, "failed");
+    let dir = dir_with(&[
+        ("V1__a.sql", "CREATE TABLE a (id int);"),
+        ("V2__b.sql", "CREATE TABLE b (id int);"),
+        ("V3__slow.sql", "SELECT pg_sleep(30);"),
+    ]);
+    let (job, started) = w.spawn(dir.path());
+    w.pg.wait_for_query("pg_sleep(30)");
+    // Fast shutdown: V3's session is terminated (the migration fails), and PostgreSQL stays
+    // down, so anything that asked the database afterwards would find nobody.
+    w.pg.stop();
+    let stopped = Instant::now();
+    let out = finish(job, started);
+    let exited_after = stopped.elapsed();
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        exited_after < Duration::from_secs(2),
+        "exited {exited_after:?} after the failure"
+    );
+    assert_eq!(
+        w.lease_holder().as_deref(),
+        Some(""),
+        "the Lease is released"
+    );
+    let s = w.status();
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["exitCode"], out.code.unwrap_or(-1).to_string().as_str());
+    assert_eq!(s["appliedThisRun"], "V1__a,V2__b");
+    assert_eq!(s["appliedVersion"], "2");
+    assert_eq!(s["pending"], "V3__slow");
+    assert!(
+        s["error"].as_str().unwrap_or("").contains("V3__slow"),
+        "{s}"
+    );
 }

@@ -368,3 +368,47 @@ fn json_logs_are_one_object_per_line() {
         );
     }
 }
+
+/// Kubernetes injects `POSTGRES_PORT=tcp://<ClusterIP>:5432` and `REDIS_PORT=tcp://...` into
+/// every pod of a namespace with Services of those names: dbinit reads the port of the first
+/// (with a warning) and never takes a lone `REDIS_PORT` as "Redis configured".
+#[test]
+fn kubernetes_service_link_variables_are_tolerated() {
+    let pg = Pg::start_new();
+    let redis = Redis::start(RedisOpts::default());
+    let mut env: Vec<(String, String)> = pg
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != "POSTGRES_PORT")
+        .collect();
+    env.extend([
+        kv("POSTGRES_PORT", format!("tcp://127.0.0.1:{}", pg.port)),
+        kv("POSTGRES_SERVICE_HOST", "127.0.0.1"),
+        kv("POSTGRES_SERVICE_PORT", pg.port),
+        kv("REDIS_PORT", format!("tcp://127.0.0.1:{}", free_port())),
+        kv("REDIS_SERVICE_HOST", "127.0.0.1"),
+        kv("REDIS_PORT_6379_TCP", "tcp://127.0.0.1:6379"),
+    ]);
+    let out = run(wait_deps(&env));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("POSTGRES_PORT") && out.stderr.contains("Kubernetes injects"),
+        "the service-link form is warned about: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("redis is ready") && !out.stderr.contains("Redis at"),
+        "a lone REDIS_PORT does not configure Redis: {}",
+        out.stderr
+    );
+
+    // With REDIS_HOST, the service-link REDIS_PORT is read for its port.
+    env.retain(|(k, _)| k != "REDIS_PORT");
+    env.extend([
+        kv("REDIS_HOST", "127.0.0.1"),
+        kv("REDIS_PORT", format!("tcp://10.0.0.9:{}", redis.port)),
+    ]);
+    let out = run(wait_deps(&env));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
+}

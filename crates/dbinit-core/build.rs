@@ -37,7 +37,7 @@ fn list(out: &mut String, name: &str, files: &[PathBuf]) {
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DBINIT_EMBED_MIGRATIONS");
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::var_os("DBINIT_EMBED_MIGRATIONS")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../migrations"));

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{Watchdog, free_port, spawn_guarded, which};
+use crate::{Watchdog, free_port, keep_on_failure, print_log, spawn_guarded, which};
 
 /// Static tokens the apiserver accepts: (token, user, uid, groups).
 pub const TOKENS: &[(&str, &str, &str, &str)] = &[
@@ -43,8 +43,22 @@ pub struct KubeApi {
     /// HTTPS port of the apiserver on 127.0.0.1.
     pub port: u16,
     etcd_port: u16,
-    _etcd: Watchdog,
+    etcd: Mutex<Option<Watchdog>>,
     apiserver: Mutex<Option<Watchdog>>,
+}
+
+impl Drop for KubeApi {
+    /// A dedicated apiserver dropped by a failing test shows its log (and is kept with
+    /// `DBINIT_TEST_KEEP=1`); the shared one is never dropped, so tests call
+    /// [`KubeApi::on_failure`] for it.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.on_failure(None);
+            if keep_on_failure() {
+                self.dir.disable_cleanup(true);
+            }
+        }
+    }
 }
 
 impl KubeApi {
@@ -104,7 +118,7 @@ impl KubeApi {
             port: free_port(),
             etcd_port,
             dir,
-            _etcd: etcd_guard,
+            etcd: Mutex::new(Some(etcd_guard)),
             apiserver: Mutex::new(None),
         };
         api.start_apiserver();
@@ -204,7 +218,11 @@ impl KubeApi {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: envtest\n    user: u\n    namespace: {namespace}\ncurrent-context: c\n",
             self.port
         );
-        std::fs::write(&path, text).expect("write kubeconfig");
+        // Written whole and renamed into place: a process started a moment ago may be
+        // reading the same file, and must never see it half-written.
+        let tmp = path.with_extension(format!("tmp-{:08x}", rand_u32()));
+        std::fs::write(&tmp, text).expect("write kubeconfig");
+        std::fs::rename(&tmp, &path).expect("rename kubeconfig");
         path
     }
 
@@ -316,6 +334,32 @@ impl KubeApi {
     /// Where its files live.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// For a failing test that used `namespace`: prints the apiserver's log and, with
+    /// `DBINIT_TEST_KEEP=1`, keeps etcd and the apiserver running after the test process
+    /// exits, with the namespace and a kubeconfig to look at it.
+    pub fn on_failure(&self, namespace: Option<&str>) {
+        print_log("kube-apiserver", &self.dir.path().join("apiserver.log"));
+        if !keep_on_failure() {
+            return;
+        }
+        for guard in [&self.etcd, &self.apiserver] {
+            if let Some(mut g) = guard.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                g.keep();
+            }
+        }
+        let kubeconfig = self.kubeconfig("admin-token", namespace.unwrap_or("default"));
+        let dir = self.dir.path().display();
+        eprintln!(
+            "DBINIT_TEST_KEEP=1: kube-apiserver kept running on https://127.0.0.1:{} (etcd on 127.0.0.1:{}), files in {dir}; export KUBECONFIG={}{}",
+            self.port,
+            self.etcd_port,
+            kubeconfig.display(),
+            namespace
+                .map(|n| format!(" (namespace {n})"))
+                .unwrap_or_default()
+        );
     }
 }
 

@@ -4,6 +4,10 @@
 //! Every server is paired with a watchdog shell whose stdin is a pipe from the test process:
 //! when the test (or the whole test binary, even on a panic or SIGKILL) goes away, the pipe
 //! closes and the watchdog stops the server and removes its directory.
+//!
+//! When a test fails (a server is dropped while its thread panics), the server's log is
+//! printed; with `DBINIT_TEST_KEEP=1` the server keeps running, its directory stays, and the
+//! harness prints where they are.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -97,7 +101,29 @@ fn check(out: std::io::Result<Output>, what: &str) -> Output {
     out
 }
 
-/// A shell that waits for its stdin to close, then runs `script` (stop a server, clean up).
+/// Whether a failed test's servers, directories and namespaces are kept (`DBINIT_TEST_KEEP=1`).
+pub fn keep_on_failure() -> bool {
+    std::env::var("DBINIT_TEST_KEEP").is_ok_and(|v| v == "1")
+}
+
+/// The last `n` lines of a log file, for a failure message.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// On a failing test: prints the tail of `log` under `title`.
+pub(crate) fn print_log(title: &str, log: &Path) {
+    eprintln!(
+        "----- {title}: last lines of {} -----\n{}\n----- end of {title} log -----",
+        log.display(),
+        log_tail(log, 80)
+    );
+}
+
+/// A shell that waits for a line on its stdin, or for stdin to close, then runs `script`
+/// (stop a server, clean up) unless the line was `keep`.
 pub(crate) struct Watchdog {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -107,7 +133,9 @@ impl Watchdog {
     fn spawn(script: &str, args: &[&str]) -> Self {
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(format!("read _ignored; {script}"))
+            .arg(format!(
+                "read cmd; if [ \"$cmd\" = keep ]; then exit 0; fi; {script}"
+            ))
             .arg("watchdog")
             .args(args)
             .stdin(Stdio::piped())
@@ -124,6 +152,14 @@ impl Watchdog {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
+
+    /// Disarms the watchdog: what it guards keeps running after the test process exits.
+    pub(crate) fn keep(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"keep\n");
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `program args...` in the background of a watchdog shell that kills it when the pipe
@@ -131,7 +167,7 @@ impl Watchdog {
 pub(crate) fn spawn_guarded(program: &Path, args: &[String], log: &Path) -> Watchdog {
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg("prog=$1; log=$2; shift 2; \"$prog\" \"$@\" >>\"$log\" 2>&1 & p=$!; read _ignored; kill $p; wait $p")
+        .arg("prog=$1; log=$2; shift 2; \"$prog\" \"$@\" >>\"$log\" 2>&1 & p=$!; read cmd; if [ \"$cmd\" != keep ]; then kill $p; wait $p; fi")
         .arg("guard")
         .arg(program)
         .arg(log)
@@ -205,7 +241,29 @@ pub struct Pg {
     /// TCP port on 127.0.0.1.
     pub port: u16,
     opts: PgOpts,
-    _watchdog: Watchdog,
+    watchdog: Watchdog,
+}
+
+impl Drop for Pg {
+    /// A failing test shows the server's log; with `DBINIT_TEST_KEEP=1` the server stays up.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        print_log("PostgreSQL", &self.dir.path().join("server.log"));
+        if keep_on_failure() {
+            self.watchdog.keep();
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "DBINIT_TEST_KEEP=1: PostgreSQL kept running on 127.0.0.1:{} (PGPASSWORD={PG_PASSWORD} psql -h 127.0.0.1 -p {} -U postgres), data in {}; stop it with: runuser -u postgres -- {} -D {} stop",
+                self.port,
+                self.port,
+                self.data_dir().display(),
+                pg_bin_dir().join("pg_ctl").display(),
+                self.data_dir().display()
+            );
+        }
+    }
 }
 
 impl Pg {
@@ -246,7 +304,7 @@ impl Pg {
             },
             dir,
             opts,
-            _watchdog: watchdog,
+            watchdog,
         }
     }
 
@@ -402,8 +460,27 @@ pub struct RedisOpts {
 pub struct Redis {
     /// TCP port on 127.0.0.1.
     pub port: u16,
-    _watchdog: Watchdog,
-    _dir: tempfile::TempDir,
+    watchdog: Watchdog,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Redis {
+    /// A failing test shows the server's log; with `DBINIT_TEST_KEEP=1` the server stays up.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        print_log("Redis", &self.dir.path().join("redis.log"));
+        if keep_on_failure() {
+            self.watchdog.keep();
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "DBINIT_TEST_KEEP=1: redis-server kept running on 127.0.0.1:{}, files in {}",
+                self.port,
+                self.dir.path().display()
+            );
+        }
+    }
 }
 
 impl Redis {
@@ -448,8 +525,8 @@ impl Redis {
         }
         Self {
             port,
-            _watchdog: watchdog,
-            _dir: dir,
+            watchdog,
+            dir,
         }
     }
 }

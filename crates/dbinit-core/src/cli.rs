@@ -1,21 +1,24 @@
-//! The `dbinit` command line: parse, resolve configuration, dispatch, finish.
+//! The `dbinit` command line: parse, resolve configuration, dispatch, finish. Also the
+//! pieces `dbinit-job` shares: [`settings_or_exit`] and the shutdown signal.
 
 use clap::{Parser, Subcommand};
 use tokio::time::Instant;
+use tracing::warn;
 
-use crate::config::{self, ConnArgs, Settings};
+use crate::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
 use crate::error::{Error, ExitCode, Result};
-use crate::outcome::{self, OutcomeArgs};
-use crate::run::{self, MigrateArgs, MigrateSettings};
-use crate::{postgres, ready, telemetry};
+use crate::migrate::{self, MigrateSettings};
+use crate::ready::{self, Context};
+use crate::{outcome, telemetry};
 
 /// dbinit: make PostgreSQL and Redis ready for an application before it starts.
-///
-/// Exit codes: 0 ok, 1 other failure, 2 bad configuration, 3 timed out waiting,
-/// 4 authentication or permission refused, 5 a migration or seed failed,
-/// 6 migrations diverge from the database, 7 lock not acquired or lost, 8 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "dbinit", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "dbinit",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = ExitCode::help()
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,20 +58,22 @@ struct MigrateCmd {
     migrate: MigrateArgs,
 }
 
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// A table for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 struct StatusCmd {
     #[command(flatten)]
     cmd: MigrateCmd,
-    /// Output format: text or json
-    #[arg(long, short, default_value = "text", value_parser = ["text", "json"])]
-    output: String,
-}
-
-/// Who we are in `pg_stat_activity` and in logs: the pod name when there is one.
-pub fn identity() -> String {
-    std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| format!("pid-{}", std::process::id()))
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    output: Output,
 }
 
 /// Resolves configuration and initialises logging; a bad configuration ends the process
@@ -77,20 +82,42 @@ pub fn settings_or_exit(
     conn: ConnArgs,
     out: &OutcomeArgs,
 ) -> std::result::Result<Settings, ExitCode> {
-    match config::resolve(conn) {
+    let env = Env::read();
+    match config::resolve(conn, &env) {
         Ok(s) => {
-            telemetry::init(s.log_format);
+            telemetry::init(&s.log);
+            for w in &s.warnings {
+                warn!("{w}");
+            }
             Ok(s)
         }
         Err(e) => {
-            telemetry::init(telemetry::early_format());
+            telemetry::init(&env.early_log());
             Err(outcome::finish(Err(Error::Config(e)), out, &[]))
         }
     }
 }
 
+/// A signal that ends a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: Kubernetes stopping the pod.
+    Term,
+    /// SIGINT: Ctrl-C.
+    Int,
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Term => "SIGTERM",
+            Self::Int => "SIGINT",
+        })
+    }
+}
+
 /// Resolves when SIGTERM or SIGINT arrives, naming it.
-pub async fn shutdown_signal() -> &'static str {
+pub async fn shutdown_signal() -> Signal {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -100,8 +127,8 @@ pub async fn shutdown_signal() -> &'static str {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        _ = term.recv() => Signal::Term,
+        _ = int.recv() => Signal::Int,
     }
 }
 
@@ -112,6 +139,13 @@ pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>
         r = work => r,
         sig = shutdown_signal() => Err(Error::Interrupted(sig)),
     }
+}
+
+/// Which flow a migrate command runs.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Run,
+    Wait,
 }
 
 impl Cli {
@@ -129,10 +163,9 @@ impl Cli {
                     Ok(s) => s,
                     Err(code) => return code,
                 };
-                let deadline = started + settings.wait.timeout;
-                let app = postgres::application_name(&identity());
+                let ctx = Context::new(&settings, &settings.identity(), started);
                 let r = interruptible(async {
-                    ready::wait_for_dependencies(&settings, &app, deadline).await?;
+                    ready::wait_for_dependencies(&ctx).await?;
                     Ok(format!(
                         "dependencies ready after {} ms",
                         started.elapsed().as_millis()
@@ -145,18 +178,12 @@ impl Cli {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Run,
-    Wait,
-}
-
 fn resolve_all(
     c: MigrateCmd,
 ) -> std::result::Result<(Settings, MigrateSettings, OutcomeArgs), ExitCode> {
     let outcome = c.common.outcome;
     let settings = settings_or_exit(c.common.conn, &outcome)?;
-    match c.migrate.resolve() {
+    match config::resolve_migrate(c.migrate) {
         Ok(m) => Ok((settings, m, outcome)),
         Err(e) => Err(outcome::finish(Err(Error::Config(e)), &outcome, &[])),
     }
@@ -167,12 +194,11 @@ async fn migrate_cmd(c: MigrateCmd, started: Instant, mode: Mode) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let deadline = started + settings.wait.timeout;
-    let app = postgres::application_name(&identity());
+    let ctx = Context::new(&settings, &settings.identity(), started);
     let r = interruptible(async {
         let report = match mode {
-            Mode::Run => run::run(&settings, &m, &app, deadline).await?,
-            Mode::Wait => run::wait(&settings, &m, &app, deadline).await?,
+            Mode::Run => migrate::run(&ctx, &m).await?,
+            Mode::Wait => migrate::wait(&ctx, &m).await?,
         };
         Ok(report.summary(started.elapsed()))
     })
@@ -181,19 +207,16 @@ async fn migrate_cmd(c: MigrateCmd, started: Instant, mode: Mode) -> ExitCode {
 }
 
 async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {
-    let json = c.output == "json";
     let (settings, m, out) = match resolve_all(c.cmd) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let deadline = started + settings.wait.timeout;
-    let app = postgres::application_name(&identity());
-    match interruptible(run::status(&settings, &m, &app, deadline)).await {
+    let ctx = Context::new(&settings, &settings.identity(), started);
+    match interruptible(migrate::status(&ctx, &m)).await {
         Ok(report) => {
-            let text = if json {
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            } else {
-                report.text()
+            let text = match c.output {
+                Output::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+                Output::Text => report.text(),
             };
             println!("{}", text.trim_end());
             ExitCode::Ok

@@ -1,8 +1,20 @@
 //! The library's error type and the process exit codes it maps to.
+//!
+//! Causes stay typed (`#[source]`) inside [`Error`]; [`Error::render`] turns the whole chain
+//! into the one line a person reads, once, at the end of a run.
 
 use std::time::Duration;
 
+use crate::cli::Signal;
 use crate::config::ConfigError;
+use crate::migrate::plan::Divergence;
+use crate::migrate::report::RunReport;
+use crate::migrate::set::ScriptKind;
+use crate::postgres::PgError;
+
+/// A cause from another layer (a connection error, the Kubernetes API's answer), kept as a
+/// typed error so callers can inspect it and [`Error::render`] can print it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Stable process exit codes, documented in the README. Scripts and Kubernetes
 /// `restartPolicy` decisions key on them, so they never change meaning.
@@ -30,6 +42,20 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every code, in order: the one table that `--help`, the termination message and the
+    /// README (checked by a test) are written from.
+    pub const ALL: [ExitCode; 9] = [
+        Self::Ok,
+        Self::Failure,
+        Self::Config,
+        Self::Timeout,
+        Self::Refused,
+        Self::MigrationFailed,
+        Self::Diverged,
+        Self::Lock,
+        Self::Interrupted,
+    ];
+
     /// A short stable word for the termination message and the status ConfigMap.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +69,30 @@ impl ExitCode {
             Self::Lock => "lock",
             Self::Interrupted => "interrupted",
         }
+    }
+
+    /// What the code means, in a few words; README's table row starts with exactly this.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Ok => "ready",
+            Self::Failure => "anything else",
+            Self::Config => "bad configuration",
+            Self::Timeout => "timed out waiting for a dependency",
+            Self::Refused => "authentication or permission refused",
+            Self::MigrationFailed => "a migration or seed failed",
+            Self::Diverged => "the migration set diverges from the database",
+            Self::Lock => "lock not acquired in time",
+            Self::Interrupted => "interrupted by SIGTERM/SIGINT",
+        }
+    }
+
+    /// The table as `--help` prints it, one code per line.
+    pub fn help() -> String {
+        let mut s = String::from("Exit codes:\n");
+        for c in Self::ALL {
+            s.push_str(&format!("  {}  {}\n", c as u8, c.summary()));
+        }
+        s
     }
 }
 
@@ -60,7 +110,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// A dependency stayed unreachable until the deadline.
     #[error(
-        "timed out after {:.1}s waiting for {dependency} ({attempts} attempts); last error: {last}",
+        "timed out after {:.1}s waiting for {dependency} ({attempts} attempts); last error",
         waited.as_secs_f64()
     )]
     DependencyTimeout {
@@ -71,47 +121,51 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
         /// The last error seen.
-        last: String,
+        #[source]
+        last: Cause,
     },
     /// A dependency refused us for a reason retrying cannot fix.
-    #[error("{dependency} refused the connection: {reason}")]
+    #[error("{dependency} refused the connection")]
     Refused {
         /// What refused, with its address.
         dependency: String,
         /// Why, in words and with the SQLSTATE where there is one.
-        reason: String,
+        #[source]
+        cause: Cause,
     },
     /// A dependency answered, but with an error that is neither transient nor a refusal.
-    #[error("{dependency} is not usable: {reason}")]
+    #[error("{dependency} is not usable")]
     Unusable {
         /// What answered, with its address.
         dependency: String,
         /// What it said.
-        reason: String,
+        #[source]
+        cause: Cause,
     },
     /// A PostgreSQL statement failed outside a migration.
-    #[error("failed to {action}: {reason}")]
+    #[error("failed to {action}")]
     Postgres {
         /// What was being done.
         action: String,
         /// The server's or driver's explanation.
-        reason: String,
+        #[source]
+        source: PgError,
     },
     /// A migration or seed failed; it was rolled back.
-    #[error("{kind} {name} failed: {message}{}", if sqlstate.is_empty() { String::new() } else { format!(" (SQLSTATE {sqlstate})") })]
+    #[error("{kind} {name} failed: {message}{}", sqlstate.as_ref().map(|s| format!(" (SQLSTATE {s})")).unwrap_or_default())]
     ScriptFailed {
-        /// `migration` or `seed`.
-        kind: &'static str,
+        /// Migration or seed.
+        kind: ScriptKind,
         /// Which file.
         name: String,
         /// The server's error code, when the server raised it.
-        sqlstate: String,
-        /// What went wrong, with the line when known.
+        sqlstate: Option<String>,
+        /// What went wrong, with the line when known, and what it left behind.
         message: String,
     },
     /// The database's history and the migration set disagree.
     #[error(transparent)]
-    Diverged(#[from] crate::history::Divergence),
+    Diverged(#[from] Divergence),
     /// The migration lock was not acquired before the lock timeout.
     #[error(
         "timed out after {:.1}s waiting for the migration lock{}",
@@ -125,8 +179,8 @@ pub enum Error {
         holder: Option<String>,
     },
     /// A lock above the database (the Kubernetes Lease) was not acquired in time or was lost.
-    #[error("{0}")]
-    LockLost(String),
+    #[error(transparent)]
+    LockLost(Cause),
     /// `wait` mode: the schema did not reach the expected version before the deadline.
     #[error("timed out after {:.1}s waiting for another runner to apply: {missing}", waited.as_secs_f64())]
     SchemaTimeout {
@@ -137,7 +191,16 @@ pub enum Error {
     },
     /// SIGTERM or SIGINT arrived.
     #[error("interrupted by {0}; open work was rolled back")]
-    Interrupted(&'static str),
+    Interrupted(Signal),
+    /// A run stopped partway: why, and what it had done by then (refinery's `Error` carries
+    /// its report the same way), so a caller can record it without asking the database.
+    #[error("{}{}", cause.render(), report.after_failure(cause))]
+    Run {
+        /// Why it stopped.
+        cause: Box<Error>,
+        /// What it applied before, the version reached and what is still pending.
+        report: Box<RunReport>,
+    },
 }
 
 impl Error {
@@ -152,9 +215,104 @@ impl Error {
             Self::Refused { .. } => ExitCode::Refused,
             Self::Unusable { .. } | Self::Postgres { .. } => ExitCode::Failure,
             Self::Interrupted(_) => ExitCode::Interrupted,
+            Self::Run { cause, .. } => cause.exit_code(),
         }
+    }
+
+    /// What the run had done when it stopped, when the error comes from a run.
+    pub fn report(&self) -> Option<&RunReport> {
+        match self {
+            Self::Run { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// Attaches what the run had done; a no-op for an error that already carries a report.
+    pub fn with_report(self, report: RunReport) -> Self {
+        match self {
+            e @ Self::Run { .. } => e,
+            cause => Self::Run {
+                cause: Box::new(cause),
+                report: Box::new(report),
+            },
+        }
+    }
+
+    /// The whole chain in one line, `what failed: why: why that`, for a person to read.
+    pub fn render(&self) -> String {
+        let mut s = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(cause) = src {
+            s.push_str(": ");
+            s.push_str(&cause.to_string());
+            src = cause.source();
+        }
+        s
     }
 }
 
 /// `pub type Result` with the library's error as default, as kube-runtime does.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_their_position_in_the_table() {
+        for (i, c) in ExitCode::ALL.iter().enumerate() {
+            assert_eq!(*c as u8 as usize, i);
+        }
+    }
+
+    /// README's exit-code table is the same table: every code, in order, each row starting
+    /// with the code's summary.
+    #[test]
+    fn readme_table_matches_the_code() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md");
+        let section = readme
+            .split("\n## Exit codes\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has an `## Exit codes` section");
+        let rows: Vec<(u8, &str)> = section
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
+                let code = cells.next()?.parse().ok()?;
+                Some((code, cells.next()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), ExitCode::ALL.len(), "{rows:?}");
+        for ((code, meaning), c) in rows.iter().zip(ExitCode::ALL) {
+            assert_eq!(*code, c as u8);
+            assert!(
+                meaning.starts_with(c.summary()),
+                "README row {code} should start with {:?}: {meaning:?}",
+                c.summary()
+            );
+        }
+        for c in &ExitCode::ALL[1..] {
+            assert!(
+                section.contains(&format!("`{}`", c.as_str())),
+                "README names the termination-message kind {}",
+                c.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn render_follows_the_sources_once() {
+        let e = Error::Refused {
+            dependency: "PostgreSQL at h:1".into(),
+            cause: "password authentication failed".into(),
+        };
+        assert_eq!(
+            e.render(),
+            "PostgreSQL at h:1 refused the connection: password authentication failed"
+        );
+        assert_eq!(e.exit_code(), ExitCode::Refused);
+    }
+}

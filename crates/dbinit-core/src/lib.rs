@@ -3,26 +3,25 @@
 //!
 //! A run is: [`config::resolve`] the settings (flags > env > file > defaults), wait with
 //! [`ready::wait_for_dependencies`] until PostgreSQL and Redis are usable, then create,
-//! migrate and seed with [`run::run`] (or [`run::wait`] for another runner to do it);
-//! [`outcome::finish`] maps the result to an [`ExitCode`] and a
-//! termination message, with secrets scrubbed.
+//! migrate and seed with [`migrate::run`] (or [`migrate::wait`] for another runner to do it);
+//! [`outcome::finish`] maps the result to an [`ExitCode`] and a termination message, with
+//! secrets scrubbed.
+//!
+//! Rooms: [`config`] (one file per source or syntax), [`postgres`] (connect, TLS, quoting,
+//! database creation), [`migrate`] (set, plan, history, lock, apply, splitter, report), and
+//! the small shared ones: [`error`], [`outcome`], [`secret`], [`retry`], [`telemetry`],
+//! [`ready`], [`redis`], [`cli`].
 
-pub mod apply;
-pub mod backoff;
 pub mod cli;
 pub mod config;
-pub mod create;
 pub mod error;
-pub mod history;
-pub mod lock;
-pub mod migrations;
+pub mod migrate;
 pub mod outcome;
 pub mod postgres;
 pub mod ready;
 pub mod redis;
-pub mod run;
+pub mod retry;
 pub mod secret;
-pub mod sqlsplit;
 pub mod telemetry;
 
 pub use error::{Error, ExitCode, Result};

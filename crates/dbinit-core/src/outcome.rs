@@ -1,33 +1,19 @@
 //! How a run ends: exit code, scrubbed error line, and the Kubernetes termination message.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tracing::{debug, error, info};
 
+use crate::config::OutcomeArgs;
 use crate::error::{Error, ExitCode};
 use crate::secret::{Secret, scrub};
 
 /// Where Kubernetes reads a container's last words (`kubectl describe pod` shows them).
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
-/// Flags shared by every command that ends with an outcome.
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Outcome")]
-pub struct OutcomeArgs {
-    /// File that receives a one-line summary of the run; the default is only written when it
-    /// already exists (Kubernetes creates it), so running outside a pod leaves no stray file
-    #[arg(
-        long,
-        env = "DBINIT_TERMINATION_MESSAGE_PATH",
-        value_name = "PATH",
-        hide_env_values = true
-    )]
-    pub termination_message_path: Option<PathBuf>,
-}
-
 /// The longest prefix of `s` that fits in `max` bytes without splitting a character.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
+pub fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -66,7 +52,7 @@ pub fn finish(result: Result<String, Error>, args: &OutcomeArgs, secrets: &[&Sec
         }
         Err(e) => {
             let code = e.exit_code();
-            let msg = scrub(&e.to_string(), secrets.iter().copied());
+            let msg = scrub(&e.render(), secrets.iter().copied());
             error!(exit_code = code as u8, kind = code.as_str(), "{msg}");
             write_termination_message(
                 args,

@@ -6,10 +6,45 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::info;
 
-use crate::backoff::{Attempt, GaveUp, retry_until};
-use crate::config::{PostgresSettings, RedisSettings, Settings};
-use crate::error::{Error, Result};
-use crate::postgres::{self, Class, ConnectError};
+use crate::config::Settings;
+use crate::error::{Cause, Error, Result};
+use crate::postgres::{self, ConnectError, PostgresSettings};
+use crate::redis::RedisSettings;
+use crate::retry::{Attempt, Backoff, Class, PollError, retry_until};
+
+/// Deadline and retry policy for dependency waits.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitSettings {
+    /// Overall deadline, from process start.
+    pub timeout: Duration,
+    /// Limit of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Delays between attempts.
+    pub backoff: Backoff,
+}
+
+/// One command's fixed inputs: the settings, who we are to PostgreSQL
+/// (`application_name`), and when waiting for dependencies gives up.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The checked configuration.
+    pub settings: &'a Settings,
+    /// `application_name` of every connection.
+    pub app: String,
+    /// Deadline of the dependency wait: the process start + `DBINIT_TIMEOUT`.
+    pub deadline: Instant,
+}
+
+impl<'a> Context<'a> {
+    /// The context of a command that started at `started`, as `identity`.
+    pub fn new(settings: &'a Settings, identity: &str, started: Instant) -> Self {
+        Self {
+            settings,
+            app: postgres::application_name(identity),
+            deadline: started + settings.wait.timeout,
+        }
+    }
+}
 
 /// A ready PostgreSQL: an authenticated connection that answered `SELECT 1`.
 pub struct PgReady {
@@ -20,16 +55,16 @@ pub struct PgReady {
     pub on_target: bool,
 }
 
-/// One failed attempt: how to treat it and what to tell a person.
+/// One failed attempt: how to treat it and why it failed.
 #[derive(Debug)]
 struct Failure {
     class: Class,
-    reason: String,
+    cause: Cause,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
+        self.cause.fmt(f)
     }
 }
 
@@ -40,20 +75,24 @@ fn pg_label(pg: &PostgresSettings, db: &str) -> String {
     )
 }
 
-/// Maps a [`GaveUp`] to the library error, with the dependency named.
-fn gave_up(dependency: String, started: Instant, g: GaveUp<Failure>) -> Error {
+/// Maps why the wait stopped to the library error, with the dependency named.
+fn gave_up(dependency: String, g: PollError<Failure, Failure>) -> Error {
     match g {
-        GaveUp::Deadline { last, attempts } => Error::DependencyTimeout {
-            dependency,
-            waited: started.elapsed(),
+        PollError::Deadline {
+            last,
             attempts,
-            last: last.reason,
+            waited,
+        } => Error::DependencyTimeout {
+            dependency,
+            waited,
+            attempts,
+            last: last.cause,
         },
-        GaveUp::Permanent(Failure {
+        PollError::Failed(Failure {
             class: Class::Other,
-            reason,
-        }) => Error::Unusable { dependency, reason },
-        GaveUp::Permanent(Failure { reason, .. }) => Error::Refused { dependency, reason },
+            cause,
+        }) => Error::Unusable { dependency, cause },
+        PollError::Failed(Failure { cause, .. }) => Error::Refused { dependency, cause },
     }
 }
 
@@ -64,11 +103,10 @@ fn gave_up(dependency: String, started: Instant, g: GaveUp<Failure>) -> Error {
 pub async fn wait_for_postgres(
     pg: &PostgresSettings,
     connect_timeout: Duration,
-    backoff: crate::backoff::Backoff,
+    backoff: Backoff,
     deadline: Instant,
     app: &str,
 ) -> Result<PgReady> {
-    let started = Instant::now();
     let label = pg_label(pg, &pg.database);
     let r = retry_until("postgres", deadline, backoff, |left| async move {
         let limit = connect_timeout.min(left);
@@ -81,10 +119,11 @@ pub async fn wait_for_postgres(
             Ok(client) => Ok((client, false)),
             Err(e) if e.class() == Class::MissingDatabase => Err(Attempt::Permanent(Failure {
                 class: Class::Refused,
-                reason: format!(
+                cause: format!(
                     "neither the database {:?} nor the maintenance database {:?} exists; set POSTGRES_MAINTENANCE_DB to a database the user may connect to",
                     pg.database, pg.maintenance_database
-                ),
+                )
+                .into(),
             })),
             Err(e) => Err(attempt(e)),
         }
@@ -100,16 +139,16 @@ pub async fn wait_for_postgres(
             );
             Ok(PgReady { client, on_target })
         }
-        Err(g) => Err(gave_up(label, started, g)),
+        Err(g) => Err(gave_up(label, g)),
     }
 }
 
 fn attempt(e: ConnectError) -> Attempt<Failure> {
-    classified(e.class(), e.to_string())
+    classified(e.class(), Box::new(e))
 }
 
-fn classified(class: Class, reason: String) -> Attempt<Failure> {
-    let f = Failure { class, reason };
+fn classified(class: Class, cause: Cause) -> Attempt<Failure> {
+    let f = Failure { class, cause };
     if class == Class::Transient {
         Attempt::Transient(f)
     } else {
@@ -144,15 +183,19 @@ async fn query_ok(
 pub async fn wait_for_redis(
     r: &RedisSettings,
     connect_timeout: Duration,
-    backoff: crate::backoff::Backoff,
+    backoff: Backoff,
     deadline: Instant,
 ) -> Result<()> {
-    let started = Instant::now();
     let label = format!("Redis at {}:{} (db {})", r.host, r.port, r.db);
     let res = retry_until("redis", deadline, backoff, |left| async move {
         crate::redis::ping(r, connect_timeout.min(left))
             .await
-            .map_err(|e| classified(crate::redis::classify(&e), redis_reason(&e, r)))
+            .map_err(|e| {
+                classified(
+                    crate::redis::classify(&e),
+                    crate::redis::reason(&e, r).into(),
+                )
+            })
     })
     .await;
     match res {
@@ -160,34 +203,21 @@ pub async fn wait_for_redis(
             info!(host = %r.host, port = r.port, "redis is ready");
             Ok(())
         }
-        Err(g) => Err(gave_up(label, started, g)),
-    }
-}
-
-fn redis_reason(e: &redis::RedisError, r: &RedisSettings) -> String {
-    match e.code() {
-        Some("NOAUTH") => "the server requires a password and none is configured (set REDIS_PASSWORD or REDIS_PASSWORD_FILE)".into(),
-        Some("WRONGPASS") => format!(
-            "authentication failed for user {:?}: wrong password",
-            r.username.as_deref().unwrap_or("default")
-        ),
-        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => format!(
-            "authentication failed for user {:?}: {e}",
-            r.username.as_deref().unwrap_or("default")
-        ),
-        _ => e.to_string(),
+        Err(g) => Err(gave_up(label, g)),
     }
 }
 
 /// Waits for PostgreSQL and, when configured, Redis, concurrently, under one deadline.
 /// Returns the PostgreSQL connection for the next step.
-pub async fn wait_for_dependencies(s: &Settings, app: &str, deadline: Instant) -> Result<PgReady> {
+pub async fn wait_for_dependencies(ctx: &Context<'_>) -> Result<PgReady> {
+    let s = ctx.settings;
+    let deadline = ctx.deadline;
     let pg = wait_for_postgres(
         &s.postgres,
         s.wait.connect_timeout,
         s.wait.backoff,
         deadline,
-        app,
+        &ctx.app,
     );
     match &s.redis {
         None => pg.await,

@@ -1,12 +1,30 @@
-//! Checking that Redis answers PING after AUTH, and classifying what went wrong.
+//! Redis: where it is ([`RedisSettings`]), checking that it answers PING after AUTH, and
+//! what a failure means.
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
-use crate::config::RedisSettings;
-use crate::postgres::Class;
+use crate::retry::Class;
+use crate::secret::Secret;
+
+/// Where and how to reach Redis, validated.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS (`rediss://`).
+    pub tls: bool,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password for AUTH.
+    pub password: Option<Secret>,
+    /// Logical database selected after AUTH.
+    pub db: i64,
+}
 
 /// Connects (TLS for `rediss://`), authenticates, selects the database and sends PING.
 pub async fn ping(r: &RedisSettings, timeout: Duration) -> redis::RedisResult<()> {
@@ -66,6 +84,22 @@ pub fn classify(e: &redis::RedisError) -> Class {
         Class::Transient
     } else {
         Class::Other
+    }
+}
+
+/// What a failed attempt means for an operator: which setting to fix for an auth error.
+pub fn reason(e: &redis::RedisError, r: &RedisSettings) -> String {
+    match e.code() {
+        Some("NOAUTH") => "the server requires a password and none is configured (set REDIS_PASSWORD or REDIS_PASSWORD_FILE)".into(),
+        Some("WRONGPASS") => format!(
+            "authentication failed for user {:?}: wrong password",
+            r.username.as_deref().unwrap_or("default")
+        ),
+        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => format!(
+            "authentication failed for user {:?}: {e}",
+            r.username.as_deref().unwrap_or("default")
+        ),
+        _ => e.to_string(),
     }
 }
 

@@ -1,21 +1,49 @@
-//! Logging, initialised once: `RUST_LOG` filter (default `info`), text or JSON on stderr.
+//! Logging, initialised once: a filter (`RUST_LOG`, default `info`), text or JSON on stderr.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` (or `plain`) or `json`, in any case.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" | "plain" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// How to log, as configuration resolved it.
+#[derive(Debug, Clone, Default)]
+pub struct LogSettings {
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter; `info` when unset.
+    pub filter: Option<String>,
+}
 
 /// Installs the global subscriber. Safe to call twice (the second call is ignored), so an
 /// early error path can log before the full configuration is known.
-pub fn init(format: LogFormat) {
+pub fn init(log: &LogSettings) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
+        .parse_lossy(log.filter.as_deref().unwrap_or_default());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match format {
+    let _ = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
             .json()
@@ -24,12 +52,4 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
-}
-
-/// The log format from `LOG_FORMAT` alone, for errors raised before configuration resolves.
-pub fn early_format() -> LogFormat {
-    std::env::var("LOG_FORMAT")
-        .ok()
-        .and_then(|s| LogFormat::parse(&s))
-        .unwrap_or_default()
 }

@@ -1,32 +1,28 @@
-//! `dbinit-job`: take the Lease, run create/migrate/seed while renewing it, record the run in
-//! the status ConfigMap, release the Lease.
-
-use std::time::Duration;
+//! `dbinit-job`: wait for PostgreSQL and Redis, take the Lease, run create/migrate/seed while
+//! renewing it, record the run in the status ConfigMap, release the Lease.
 
 use clap::Parser;
-use dbinit_core::backoff::Rng;
 use dbinit_core::cli::{settings_or_exit, shutdown_signal};
-use dbinit_core::config::{ConfigError, ConnArgs, Settings, duration_setting};
-use dbinit_core::outcome::{self, OutcomeArgs};
-use dbinit_core::run::{self, MigrateArgs, MigrateSettings, RunReport};
-use dbinit_core::secret::scrub;
-use dbinit_core::{Error, ExitCode, Result, postgres};
-use k8s_openapi::jiff::Timestamp;
+use dbinit_core::config::{self, ConfigError, ConnArgs, MigrateArgs, OutcomeArgs, Settings};
+use dbinit_core::error::{ExitCode, Result};
+use dbinit_core::migrate::report::RunReport;
+use dbinit_core::migrate::{self, MigrateSettings};
+use dbinit_core::ready::{self, Context, PgReady};
+use dbinit_core::{Error, outcome};
 use kube::Api;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::lease::{Held, LeaseError, LeaseLock, LeaseTiming};
-use crate::status::{RunRecord, StatusWriter};
+use crate::config::{JobArgs, JobSettings};
+use crate::lease::{Held, LeaseError, LeaseLock};
+use crate::record::RunRecord;
+use crate::status::StatusWriter;
 
 /// dbinit-job: run the database migrations of a release once, from a Kubernetes Job, with a
 /// Lease so only one replica migrates at a time, and a status ConfigMap recording each run.
-///
-/// Exit codes as dbinit's: 0 ok, 1 other, 2 configuration, 3 timeout, 4 refused (database
-/// auth or Kubernetes RBAC), 5 migration failed, 6 diverged, 7 lease/lock not acquired or
-/// lost, 8 interrupted.
+/// Exit code 4 also covers Kubernetes RBAC refusals; 7 a Lease not acquired or lost.
 #[derive(Debug, Parser)]
-#[command(name = "dbinit-job", version)]
+#[command(name = "dbinit-job", version, after_help = ExitCode::help())]
 pub struct JobCli {
     #[command(flatten)]
     conn: ConnArgs,
@@ -38,196 +34,20 @@ pub struct JobCli {
     outcome: OutcomeArgs,
 }
 
-/// Where the Lease and the status live, and the Lease's timing.
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Kubernetes")]
-pub struct JobArgs {
-    /// Namespace of the Lease and the status ConfigMap [default: the service account's
-    /// namespace in a pod, else the kubeconfig's]
-    #[arg(long, env = "POD_NAMESPACE", value_name = "NS", hide_env_values = true)]
-    pub namespace: Option<String>,
-    /// Lease that serialises migration runs [default: dbinit-migrations]
-    #[arg(
-        long,
-        env = "DBINIT_LEASE_NAME",
-        value_name = "NAME",
-        hide_env_values = true
-    )]
-    pub lease_name: Option<String>,
-    /// ConfigMap recording the runs [default: dbinit-status]
-    #[arg(
-        long,
-        env = "DBINIT_STATUS_CONFIGMAP",
-        value_name = "NAME",
-        hide_env_values = true
-    )]
-    pub status_configmap: Option<String>,
-    /// Holder identity [default: POD_NAME or HOSTNAME, plus a random suffix]
-    #[arg(
-        long,
-        env = "DBINIT_IDENTITY",
-        value_name = "ID",
-        hide_env_values = true
-    )]
-    pub identity: Option<String>,
-    /// How long the lease lasts without renewal [default: 15s]
-    #[arg(
-        long,
-        env = "DBINIT_LEASE_DURATION",
-        value_name = "DURATION",
-        hide_env_values = true
-    )]
-    pub lease_duration: Option<String>,
-    /// Stop (exit 7) when the lease was not renewed for this long; < lease duration [default: 10s]
-    #[arg(
-        long,
-        env = "DBINIT_RENEW_DEADLINE",
-        value_name = "DURATION",
-        hide_env_values = true
-    )]
-    pub renew_deadline: Option<String>,
-    /// Pause after a failed Kubernetes API call [default: 2s]
-    #[arg(
-        long,
-        env = "DBINIT_RETRY_PERIOD",
-        value_name = "DURATION",
-        hide_env_values = true
-    )]
-    pub retry_period: Option<String>,
-    /// Limit of each Kubernetes API call [default: 5s]
-    #[arg(
-        long,
-        env = "DBINIT_API_TIMEOUT",
-        value_name = "DURATION",
-        hide_env_values = true
-    )]
-    pub api_timeout: Option<String>,
-    /// How long to wait for the lease held by another replica (exit 7 after) [default: 10m]
-    #[arg(
-        long,
-        env = "DBINIT_ACQUIRE_TIMEOUT",
-        value_name = "DURATION",
-        hide_env_values = true
-    )]
-    pub acquire_timeout: Option<String>,
-}
-
-/// Validated [`JobArgs`].
-#[derive(Debug, Clone)]
-pub struct JobSettings {
-    /// Namespace, when given.
-    pub namespace: Option<String>,
-    /// Lease name.
-    pub lease_name: String,
-    /// Status ConfigMap name.
-    pub status_configmap: String,
-    /// Holder identity.
-    pub identity: String,
-    /// Lease timing.
-    pub timing: LeaseTiming,
-    /// Acquire timeout.
-    pub acquire_timeout: Duration,
-}
-
-/// Kubernetes object names: DNS-1123 subdomains.
-fn object_name(raw: String, env: &str) -> std::result::Result<String, ConfigError> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 253
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && raw.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(raw)
-    } else {
-        Err(ConfigError(format!(
-            "invalid {env}: {raw:?} is not a Kubernetes object name (lowercase letters, digits, '-', '.')"
-        )))
-    }
-}
-
-impl JobArgs {
-    /// Validates names and timing; the identity gets a random suffix so two processes in one
-    /// pod (or a restarted container) never share it.
-    pub fn resolve(self) -> std::result::Result<JobSettings, ConfigError> {
-        let timing = LeaseTiming {
-            lease_duration: duration_setting(
-                self.lease_duration,
-                "DBINIT_LEASE_DURATION",
-                Duration::from_secs(15),
-            )?,
-            renew_deadline: duration_setting(
-                self.renew_deadline,
-                "DBINIT_RENEW_DEADLINE",
-                Duration::from_secs(10),
-            )?,
-            retry_period: duration_setting(
-                self.retry_period,
-                "DBINIT_RETRY_PERIOD",
-                Duration::from_secs(2),
-            )?,
-            api_timeout: duration_setting(
-                self.api_timeout,
-                "DBINIT_API_TIMEOUT",
-                Duration::from_secs(5),
-            )?,
-        };
-        timing.validate().map_err(|e| {
-            ConfigError(format!(
-                "invalid DBINIT_LEASE_DURATION/DBINIT_RENEW_DEADLINE: {e}"
-            ))
-        })?;
-        let base = self
-            .identity
-            .or_else(|| std::env::var("POD_NAME").ok())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "dbinit-job".into());
-        let identity = format!("{base}-{:06x}", Rng::new().next_u64() & 0xff_ffff);
-        Ok(JobSettings {
-            namespace: self.namespace.filter(|n| !n.is_empty()),
-            lease_name: object_name(
-                self.lease_name
-                    .unwrap_or_else(|| "dbinit-migrations".into()),
-                "DBINIT_LEASE_NAME (--lease-name)",
-            )?,
-            status_configmap: object_name(
-                self.status_configmap
-                    .unwrap_or_else(|| "dbinit-status".into()),
-                "DBINIT_STATUS_CONFIGMAP (--status-configmap)",
-            )?,
-            identity,
-            timing,
-            acquire_timeout: duration_setting(
-                self.acquire_timeout,
-                "DBINIT_ACQUIRE_TIMEOUT",
-                Duration::from_secs(600),
-            )?,
-        })
-    }
-}
-
 fn lease_error(e: LeaseError) -> Error {
     match e {
         LeaseError::Forbidden(msg) => Error::Refused {
             dependency: "the Kubernetes API".into(),
-            reason: format!("RBAC denied a Lease call: {msg}"),
+            cause: format!("RBAC denied a Lease call: {msg}").into(),
         },
         e @ (LeaseError::AcquireTimeout { .. } | LeaseError::Lost { .. }) => {
-            Error::LockLost(e.to_string())
+            Error::LockLost(Box::new(e))
         }
         e @ LeaseError::Api { .. } => Error::Unusable {
             dependency: "the Kubernetes API".into(),
-            reason: e.to_string(),
+            cause: Box::new(e),
         },
     }
-}
-
-/// RFC 3339 UTC with a fixed microsecond precision, so records sort as text too.
-fn now() -> String {
-    Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
 }
 
 impl JobCli {
@@ -240,10 +60,12 @@ impl JobCli {
             Ok(s) => s,
             Err(code) => return code,
         };
-        let resolved = cli
-            .migrate
-            .resolve()
-            .and_then(|m| cli.job.resolve().map(|j| (m, j)))
+        let resolved = config::resolve_migrate(cli.migrate)
+            .and_then(|m| {
+                cli.job
+                    .resolve(settings.host_identity.as_deref())
+                    .map(|j| (m, j))
+            })
             .map_err(Error::Config);
         let (m, job) = match resolved {
             Ok(x) => x,
@@ -254,8 +76,17 @@ impl JobCli {
     }
 }
 
-/// The whole job; SIGTERM/SIGINT end it with the run rolled back, the status recorded and the
-/// lease released.
+/// Runs `work` unless a signal comes first.
+async fn or_signal<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
+    }
+}
+
+/// The whole job. Readiness comes first, without the Lease: a Job that cannot reach its
+/// database must not hold the Lease while it waits. SIGTERM/SIGINT end it with the run rolled
+/// back, the status recorded and the Lease released at once.
 async fn job_run(
     s: &Settings,
     m: &MigrateSettings,
@@ -271,6 +102,9 @@ async fn job_run(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
+    let ctx = Context::new(s, &job.identity, started);
+    let ready = or_signal(ready::wait_for_dependencies(&ctx)).await?;
+
     let lock = LeaseLock::new(
         Api::namespaced(client.clone(), &ns),
         &job.lease_name,
@@ -283,42 +117,28 @@ async fn job_run(
         job.timing.api_timeout,
     );
     info!(namespace = %ns, lease = %job.lease_name, identity = %job.identity, "taking the migration lease");
-    let mut held = tokio::select! {
-        r = lock.acquire(job.acquire_timeout) => r.map_err(lease_error)?,
-        sig = shutdown_signal() => return Err(Error::Interrupted(sig)),
-    };
-    let mut record = RunRecord {
-        phase: "Running".into(),
-        holder: job.identity.clone(),
-        epoch: held.epoch,
-        started_at: now(),
-        database: s.postgres.database.clone(),
-        target_version: m
-            .set
-            .target_version()
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        migration_set_checksum: m.set.checksum(),
-        dbinit_version: env!("CARGO_PKG_VERSION").into(),
-        ..RunRecord::default()
-    };
+    let mut held =
+        or_signal(async { lock.acquire(job.acquire_timeout).await.map_err(lease_error) }).await?;
+    let mut record = RunRecord::started(&job.identity, held.epoch, &s.postgres.database, &m.set);
     if let Err(e) = status.write(&record).await {
         if e.is_forbidden() {
             held.release().await;
             return Err(Error::Refused {
                 dependency: "the Kubernetes API".into(),
-                reason: format!("RBAC denied writing the status ConfigMap: {}", e.reason),
+                cause: format!("RBAC denied writing the status ConfigMap: {}", e.reason).into(),
             });
         }
         warn!(error = %e, "could not record the start of the run; continuing");
     }
 
+    // The deadline of the work starts now: the wait for the Lease does not use it up.
     let run_started = Instant::now();
-    let app = postgres::application_name(&job.identity);
-    let deadline = run_started + s.wait.timeout;
-    let (result, lost) = supervise(&mut held, run::run(s, m, &app, deadline)).await;
+    let ctx = Context::new(s, &job.identity, run_started);
+    let mut report = RunReport::new(&s.postgres.database);
+    let (result, lost) = supervise(&mut held, work(&ctx, m, ready, &mut report)).await;
+    let result = result.map_err(|e| e.with_report(report.clone()));
+    record.finish(&report, &result, &s.secrets(), run_started);
     let epoch = held.epoch;
-    finish_record(&mut record, s, m, &app, &result, run_started).await;
     if !lost {
         if let Err(e) = status.write(&record).await {
             warn!(error = %e, "could not record the end of the run");
@@ -328,108 +148,40 @@ async fn job_run(
         // Fenced: another replica may hold the lease now; our record would race its writes.
         warn!(epoch, "lease lost: not writing status or releasing");
     }
-    result.map(|r| format!("{} (lease epoch {epoch})", r.summary(started.elapsed())))
+    result.map(|()| {
+        format!(
+            "{} (lease epoch {epoch})",
+            report.summary(started.elapsed())
+        )
+    })
+}
+
+/// The protected work: the readiness connection (checked again, as the Lease may have taken a
+/// while), then create/migrate/seed, recording progress in `report`.
+async fn work(
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
+    ready: PgReady,
+    report: &mut RunReport,
+) -> Result<()> {
+    let ready = if ready.client.is_closed() {
+        ready::wait_for_dependencies(ctx).await?
+    } else {
+        ready
+    };
+    migrate::migrate(ctx, m, ready, report).await
 }
 
 /// Runs `work` while renewing the lease; returns its result and whether the lease was lost.
 /// On loss or signal the work future is dropped: its connections close and PostgreSQL rolls
-/// back the open transaction.
+/// back the open transaction, and what it recorded in its report so far stays.
 async fn supervise(
     held: &mut Held,
-    work: impl std::future::Future<Output = Result<RunReport>>,
-) -> (Result<RunReport>, bool) {
+    work: impl std::future::Future<Output = Result<()>>,
+) -> (Result<()>, bool) {
     tokio::select! {
         r = work => (r, false),
         e = held.keep() => (Err(lease_error(e)), true),
         sig = shutdown_signal() => (Err(Error::Interrupted(sig)), false),
-    }
-}
-
-/// Fills the final record: phase, exit code, scrubbed error, and what the database now says
-/// (applied version, pending), read on a fresh connection so it is true after a failure too.
-async fn finish_record(
-    record: &mut RunRecord,
-    s: &Settings,
-    m: &MigrateSettings,
-    app: &str,
-    result: &Result<RunReport>,
-    run_started: Instant,
-) {
-    record.finished_at = now();
-    record.duration_ms = run_started.elapsed().as_millis() as u64;
-    match result {
-        Ok(r) => {
-            record.phase = "Succeeded".into();
-            record.exit_code = 0;
-            record.applied_this_run = r
-                .migrations
-                .iter()
-                .chain(r.seeds.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(",");
-        }
-        Err(e) => {
-            record.phase = "Failed".into();
-            record.exit_code = e.exit_code() as u8;
-            record.error = scrub(&e.to_string(), s.secrets());
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    if let Ok(Ok(st)) = tokio::time::timeout_at(deadline, run::status(s, m, app, deadline)).await {
-        record.applied_version = st
-            .applied_version
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        record.pending = st
-            .migrations
-            .iter()
-            .chain(st.seeds.iter())
-            .filter(|e| e.state == "pending")
-            .map(|e| e.name.clone())
-            .collect::<Vec<_>>()
-            .join(",");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_and_validation() {
-        let j = JobArgs::default().resolve().expect("defaults");
-        assert_eq!(j.lease_name, "dbinit-migrations");
-        assert_eq!(j.status_configmap, "dbinit-status");
-        assert_eq!(j.timing.lease_duration, Duration::from_secs(15));
-        let a = JobArgs::default().resolve().expect("ok").identity;
-        let b = JobArgs::default().resolve().expect("ok").identity;
-        assert_ne!(a, b, "identities get a random suffix");
-
-        let bad = JobArgs {
-            lease_name: Some("Bad_Name".into()),
-            ..JobArgs::default()
-        };
-        assert!(
-            bad.resolve()
-                .expect_err("bad")
-                .0
-                .contains("DBINIT_LEASE_NAME")
-        );
-        let bad = JobArgs {
-            renew_deadline: Some("20s".into()),
-            ..JobArgs::default()
-        };
-        assert!(bad.resolve().is_err());
-        let bad = JobArgs {
-            lease_duration: Some("soon".into()),
-            ..JobArgs::default()
-        };
-        assert!(
-            bad.resolve()
-                .expect_err("bad")
-                .0
-                .contains("DBINIT_LEASE_DURATION")
-        );
     }
 }

@@ -1,9 +1,12 @@
 //! dbinit-k8s: the Kubernetes side of `dbinit-job` — a Lease lock with fencing
-//! ([`lease::LeaseLock`]), the status ConfigMap ([`status::StatusWriter`]) and the job flow
+//! ([`lease::LeaseLock`]), the run record ([`record::RunRecord`]) kept in the status
+//! ConfigMap ([`status::StatusWriter`]), the job's own options ([`config`]) and the job flow
 //! that wraps dbinit-core's create/migrate/seed run in them ([`job::JobCli`]).
 
+pub mod config;
 pub mod job;
 pub mod lease;
+pub mod record;
 pub mod status;
 
 pub use job::JobCli;

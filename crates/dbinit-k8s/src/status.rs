@@ -10,72 +10,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
-use serde::{Deserialize, Serialize};
+
+use crate::record::{Phase, RunRecord};
 
 /// How many runs the `history` key keeps.
 pub const HISTORY_LEN: usize = 20;
-
-/// One run, as recorded. Field names are the ConfigMap keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    /// `Running`, `Succeeded` or `Failed`.
-    pub phase: String,
-    /// Lease holder identity of the run.
-    pub holder: String,
-    /// Lease epoch (leaseTransitions at acquire): strictly increasing across holders.
-    pub epoch: i32,
-    /// RFC 3339, when the lease was acquired.
-    pub started_at: String,
-    /// RFC 3339, when the run ended (empty while running).
-    pub finished_at: String,
-    /// Run time in milliseconds.
-    pub duration_ms: u64,
-    /// Target database.
-    pub database: String,
-    /// Highest version in the migration set.
-    pub target_version: String,
-    /// Highest applied version after the run.
-    pub applied_version: String,
-    /// Migrations and seeds this run applied, comma-separated.
-    pub applied_this_run: String,
-    /// Migrations and seeds still pending, comma-separated.
-    pub pending: String,
-    /// Why it failed; scrubbed of secrets.
-    pub error: String,
-    /// Process exit code.
-    pub exit_code: u8,
-    /// Checksum of the whole migration set.
-    pub migration_set_checksum: String,
-    /// dbinit version.
-    pub dbinit_version: String,
-}
-
-impl RunRecord {
-    /// The record as ConfigMap data (every key present, strings throughout).
-    pub fn to_data(&self) -> BTreeMap<String, String> {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        let mut data = BTreeMap::new();
-        if let serde_json::Value::Object(map) = value {
-            for (k, v) in map {
-                let s = match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                data.insert(k, s);
-            }
-        }
-        data
-    }
-
-    /// Parses the `history` key's JSON lines, skipping lines that do not parse.
-    pub fn parse_history(history: &str) -> Vec<RunRecord> {
-        history
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
 
 /// Why the status could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +88,7 @@ impl StatusWriter {
                 .get("history")
                 .map(|h| h.lines().map(str::to_string).collect())
                 .unwrap_or_default();
-            if record.phase != "Running" {
+            if record.phase != Phase::Running {
                 history.push(serde_json::to_string(record).unwrap_or_default());
                 let excess = history.len().saturating_sub(HISTORY_LEN);
                 history.drain(..excess);
@@ -191,54 +130,5 @@ impl StatusWriter {
             let h = RunRecord::parse_history(d.get("history").map(String::as_str).unwrap_or(""));
             (d, h)
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_has_every_design_key_as_strings() {
-        let r = RunRecord {
-            phase: "Succeeded".into(),
-            epoch: 3,
-            exit_code: 0,
-            ..RunRecord::default()
-        };
-        let d = r.to_data();
-        for key in [
-            "phase",
-            "holder",
-            "epoch",
-            "startedAt",
-            "finishedAt",
-            "durationMs",
-            "database",
-            "targetVersion",
-            "appliedVersion",
-            "appliedThisRun",
-            "pending",
-            "error",
-            "exitCode",
-            "migrationSetChecksum",
-            "dbinitVersion",
-        ] {
-            assert!(d.contains_key(key), "{key}");
-        }
-        assert_eq!(d["epoch"], "3");
-        assert_eq!(d["phase"], "Succeeded");
-    }
-
-    #[test]
-    fn history_round_trips() {
-        let r = RunRecord {
-            phase: "Failed".into(),
-            error: "boom".into(),
-            ..RunRecord::default()
-        };
-        let line = serde_json::to_string(&r).expect("json");
-        let parsed = RunRecord::parse_history(&format!("{line}\nnot json\n{line}"));
-        assert_eq!(parsed, vec![r.clone(), r]);
     }
 }

@@ -10,18 +10,20 @@ use tokio_postgres::Client;
 use tokio_postgres::error::{DbError, ErrorPosition};
 use tracing::info;
 
+use super::history::{insert_migration_sql, insert_seed_sql};
+use super::report::RunReport;
+use super::set::{ScriptKind, Seed};
+use super::sqlsplit::{self, NO_TRANSACTION_MARKER};
 use crate::error::{Error, Result};
-use crate::history::{TableName, insert_migration_sql, insert_seed_sql, quote_ident};
-use crate::migrations::Seed;
-use crate::postgres::describe;
-use crate::sqlsplit::{self, NO_TRANSACTION_MARKER};
+use crate::postgres::sql::{TableName, quote_ident};
+use crate::postgres::{PgError, describe};
 
 const PREFIX: &str = "BEGIN;\n";
 
 /// What failed, for the error message: which file, where, and what the server said;
 /// `aftermath` wraps that with what the failure left behind (rolled back, or not).
 fn failure(
-    kind: &'static str,
+    kind: ScriptKind,
     name: String,
     sql: &str,
     at: (usize, usize),
@@ -29,10 +31,10 @@ fn failure(
     aftermath: impl FnOnce(String) -> String,
 ) -> Error {
     let (sqlstate, mut message) = match e.as_db_error() {
-        Some(db) => (db.code().code().to_string(), db_message(db, sql, at)),
-        None => (String::new(), describe(e)),
+        Some(db) => (Some(db.code().code().to_string()), db_message(db, sql, at)),
+        None => (None, describe(e)),
     };
-    if sqlstate == "25001" {
+    if sqlstate.as_deref() == Some("25001") {
         // "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" and friends.
         message.push_str(&format!(
             "; this statement cannot run inside a transaction: make `{NO_TRANSACTION_MARKER}` the first line of the file to run it outside one (see README)"
@@ -97,39 +99,34 @@ async fn in_transaction(
     second
 }
 
-/// Applies `migrations` in order; stops at the first failure, which is rolled back while the
-/// ones before it stay applied. Files marked `-- dbinit:no-transaction` run statement by
-/// statement outside a transaction. Returns the names applied.
+/// Applies `migrations` in order, recording each in `report` as it commits; stops at the
+/// first failure, which is rolled back while the ones before it stay applied. Files marked
+/// `-- dbinit:no-transaction` run statement by statement outside a transaction.
 pub async fn migrations(
     client: &Client,
     history: &TableName,
     migrations: &[&refinery::Migration],
     seeds_follow: bool,
     repair_invalid_indexes: bool,
-) -> Result<Vec<String>> {
-    let mut applied = Vec::with_capacity(migrations.len());
+    report: &mut RunReport,
+) -> Result<()> {
     for (i, m) in migrations.iter().enumerate() {
         let sql = m.sql().unwrap_or_default();
         let last = i + 1 == migrations.len() && !seeds_follow;
         let started = std::time::Instant::now();
         if sqlsplit::is_no_transaction(sql) {
-            without_transaction(client, history, m, repair_invalid_indexes)
-                .await
-                .map_err(|e| with_applied(e, &applied))?;
+            without_transaction(client, history, m, repair_invalid_indexes).await?;
         } else {
             in_transaction(client, sql, &insert_migration_sql(history, m), last)
                 .await
                 .map_err(|e| {
-                    with_applied(
-                        failure(
-                            "migration",
-                            m.to_string(),
-                            sql,
-                            (PREFIX.len(), 1),
-                            &e,
-                            rolled_back,
-                        ),
-                        &applied,
+                    failure(
+                        ScriptKind::Migration,
+                        m.to_string(),
+                        sql,
+                        (PREFIX.len(), 1),
+                        &e,
+                        rolled_back,
                     )
                 })?;
         }
@@ -138,35 +135,36 @@ pub async fn migrations(
             duration_ms = started.elapsed().as_millis() as u64,
             "applied migration"
         );
-        applied.push(m.to_string());
+        report.applied_migration(m);
     }
-    Ok(applied)
+    Ok(())
 }
 
-/// Applies `seeds` in order, each once per (name, checksum).
-pub async fn seeds(client: &Client, table: &TableName, seeds: &[&Seed]) -> Result<Vec<String>> {
-    let mut applied = Vec::with_capacity(seeds.len());
+/// Applies `seeds` in order, each once per (name, checksum), recording each in `report`.
+pub async fn seeds(
+    client: &Client,
+    table: &TableName,
+    seeds: &[&Seed],
+    report: &mut RunReport,
+) -> Result<()> {
     for (i, s) in seeds.iter().enumerate() {
         let last = i + 1 == seeds.len();
         in_transaction(client, &s.sql, &insert_seed_sql(table, s), last)
             .await
             .map_err(|e| {
-                with_applied(
-                    failure(
-                        "seed",
-                        s.name.clone(),
-                        &s.sql,
-                        (PREFIX.len(), 1),
-                        &e,
-                        rolled_back,
-                    ),
-                    &applied,
+                failure(
+                    ScriptKind::Seed,
+                    s.name.clone(),
+                    &s.sql,
+                    (PREFIX.len(), 1),
+                    &e,
+                    rolled_back,
                 )
             })?;
         info!(seed = %s.name, "applied seed");
-        applied.push(s.name.clone());
+        report.applied_seed(s);
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Runs a marked file outside a transaction: each statement on its own (a multi-statement
@@ -184,7 +182,7 @@ async fn without_transaction(
     for (k, st) in statements.iter().enumerate() {
         if let Err(e) = client.batch_execute(st.text).await {
             return Err(failure(
-                "migration",
+                ScriptKind::Migration,
                 m.to_string(),
                 st.text,
                 (0, st.line),
@@ -205,7 +203,7 @@ async fn without_transaction(
         .await
         .map_err(|e| Error::Postgres {
             action: format!("record migration {m}"),
-            reason: describe(&e),
+            source: PgError(e),
         })
 }
 
@@ -234,16 +232,16 @@ async fn check_invalid_indexes(
         .await
         .map_err(|e| Error::Postgres {
             action: "look for invalid indexes".into(),
-            reason: describe(&e),
+            source: PgError(e),
         })?;
     for row in rows {
         let name: String = row.get(0);
         let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quote_ident(&name));
         if !repair {
             return Err(Error::ScriptFailed {
-                kind: "migration",
+                kind: ScriptKind::Migration,
                 name: m.to_string(),
-                sqlstate: String::new(),
+                sqlstate: None,
                 message: format!(
                     "index {name:?} is INVALID, left by an interrupted CREATE INDEX CONCURRENTLY; repair it with `{drop};` and run again, or run with --repair-invalid-indexes to let dbinit drop and rebuild it"
                 ),
@@ -255,35 +253,8 @@ async fn check_invalid_indexes(
             .await
             .map_err(|e| Error::Postgres {
                 action: format!("drop invalid index {name:?}"),
-                reason: describe(&e),
+                source: PgError(e),
             })?;
     }
     Ok(())
-}
-
-/// Adds the files this run applied before the failing one, which stay applied.
-fn with_applied(e: Error, applied: &[String]) -> Error {
-    match e {
-        Error::ScriptFailed {
-            kind,
-            name,
-            sqlstate,
-            mut message,
-        } => {
-            if !applied.is_empty() {
-                message.push_str(&format!(
-                    ", and the {} before it in this run stay applied ({})",
-                    applied.len(),
-                    applied.join(", ")
-                ));
-            }
-            Error::ScriptFailed {
-                kind,
-                name,
-                sqlstate,
-                message,
-            }
-        }
-        other => other,
-    }
 }

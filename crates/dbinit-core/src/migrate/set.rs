@@ -8,6 +8,24 @@ use refinery::Migration;
 
 use crate::config::ConfigError;
 
+/// The two kinds of script a set holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// A versioned schema migration (`V1__create_users.sql`).
+    Migration,
+    /// An initial-data script from `seeds/`.
+    Seed,
+}
+
+impl std::fmt::Display for ScriptKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Migration => "migration",
+            Self::Seed => "seed",
+        })
+    }
+}
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::info;
 
-use crate::backoff::{Backoff, Rng};
 use crate::error::{Error, Result};
-use crate::history::TableName;
-use crate::postgres::describe;
+use crate::postgres::PgError;
+use crate::postgres::sql::TableName;
+use crate::retry::{Backoff, Pace, PollError, Step, Tick, poll};
 
 /// The lock key for a database and history table: stable across versions and processes
 /// (SipHash-1-3 with fixed keys), so every dbinit that migrates this target contends for it.
@@ -42,7 +42,7 @@ async fn try_lock(client: &Client, key: i64) -> Result<bool> {
         .await
         .map_err(|e| Error::Postgres {
             action: "try the migration lock".into(),
-            reason: describe(&e),
+            source: PgError(e),
         })?;
     Ok(rows
         .iter()
@@ -77,33 +77,35 @@ pub async fn holder(client: &Client, key: i64) -> Option<String> {
 /// While waiting it logs, every few seconds, which session holds it.
 pub async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<Duration> {
     let started = Instant::now();
-    let deadline = started + timeout;
-    let mut rng = Rng::new();
-    let mut attempt = 0;
-    let mut next_report = started;
-    loop {
-        if try_lock(client, key).await? {
-            return Ok(started.elapsed());
+    let pace = Pace {
+        deadline: started + timeout,
+        backoff: POLL,
+        report_every: REPORT_EVERY,
+    };
+    let step = move |tick: Tick| async move {
+        match try_lock(client, key).await {
+            Ok(true) => Step::Done(()),
+            // The holder is looked up only for a progress line that will be printed.
+            Ok(false) if tick.reporting => Step::Wait(holder(client, key).await),
+            Ok(false) => Step::Wait(None),
+            Err(e) => Step::Fail(e),
         }
-        attempt += 1;
-        let now = Instant::now();
-        if now >= next_report {
-            let who = holder(client, key).await;
-            info!(
-                holder = who.as_deref().unwrap_or("(released)"),
-                waited_ms = started.elapsed().as_millis() as u64,
-                "migration lock is held by another runner; waiting"
-            );
-            next_report = now + REPORT_EVERY;
-        }
-        if now >= deadline {
-            return Err(Error::LockTimeout {
-                waited: started.elapsed(),
-                holder: holder(client, key).await,
-            });
-        }
-        let delay = POLL.delay(attempt, &mut rng).min(deadline - now);
-        tokio::time::sleep(delay).await;
+    };
+    let r = poll(pace, step, |p| {
+        info!(
+            holder = p.awaited.as_deref().unwrap_or("(released)"),
+            waited_ms = p.waited.as_millis() as u64,
+            "migration lock is held by another runner; waiting"
+        );
+    })
+    .await;
+    match r {
+        Ok(()) => Ok(started.elapsed()),
+        Err(PollError::Failed(e)) => Err(e),
+        Err(PollError::Deadline { waited, .. }) => Err(Error::LockTimeout {
+            waited,
+            holder: holder(client, key).await,
+        }),
     }
 }
 
@@ -113,7 +115,7 @@ pub async fn release(client: &Client, key: i64) {
         .simple_query(&format!("SELECT pg_advisory_unlock({key})"))
         .await
     {
-        tracing::debug!(error = %describe(&e), "unlock failed; the session's end releases it");
+        tracing::debug!(error = %PgError(e), "unlock failed; the session's end releases it");
     }
 }
 

@@ -1,0 +1,179 @@
+//! Configuration: flags > environment > YAML file > defaults, checked once.
+//!
+//! clap reads flags and their `env` fallbacks as raw strings ([`args`]); [`resolve`] merges
+//! them with the optional `--config` file ([`file`]) and turns everything into typed
+//! [`Settings`]. Parsing happens here, not in clap, so every error names the environment
+//! variable *and* the flag an operator set. The rest of the environment is read in [`env`],
+//! and nowhere else.
+
+use std::time::Duration;
+
+pub mod args;
+pub mod env;
+pub mod file;
+mod parse;
+mod postgres_url;
+mod redis_url;
+#[cfg(test)]
+mod tests;
+
+pub use args::{ConnArgs, MigrateArgs, OutcomeArgs};
+pub use env::Env;
+pub use parse::{duration_setting, parse_duration};
+
+use file::FileConfig;
+use parse::{Named, duration, invalid, pick};
+use postgres_url::resolve_postgres;
+use redis_url::resolve_redis;
+
+use crate::migrate::MigrateSettings;
+use crate::migrate::set::MigrationSet;
+use crate::postgres::PostgresSettings;
+use crate::postgres::sql::TableName;
+use crate::ready::WaitSettings;
+use crate::redis::RedisSettings;
+use crate::retry::Backoff;
+use crate::secret::Secret;
+use crate::telemetry::{LogFormat, LogSettings};
+
+/// A configuration error: always exit code 2, always naming the setting and the accepted form.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The whole checked configuration that inner code works with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// PostgreSQL target.
+    pub postgres: PostgresSettings,
+    /// Redis target, if configured.
+    pub redis: Option<RedisSettings>,
+    /// Deadline and backoff.
+    pub wait: WaitSettings,
+    /// Log format and filter.
+    pub log: LogSettings,
+    /// `POD_NAME` or `HOSTNAME`, when set.
+    pub host_identity: Option<String>,
+    /// Things worth a warning that did not stop the run (a service-link port), logged once
+    /// logging is set up.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Every secret in the configuration, for [`crate::secret::scrub`].
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut v: Vec<&Secret> = self.postgres.password.iter().collect();
+        if let Some(r) = &self.redis {
+            v.extend(r.password.iter());
+        }
+        v
+    }
+
+    /// Who we are in `pg_stat_activity` and in logs: the pod name when there is one.
+    pub fn identity(&self) -> String {
+        self.host_identity
+            .clone()
+            .unwrap_or_else(|| format!("pid-{}", std::process::id()))
+    }
+}
+
+/// Merges flags/env with the optional file and defaults into validated [`Settings`].
+pub fn resolve(args: ConnArgs, env: &Env) -> Result<Settings> {
+    let file = match &args.wait.config_file {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let w = args.wait;
+    let log_format = match pick(w.log_format, "LOG_FORMAT", file.log_format, "log_format") {
+        Named {
+            value: Some(raw),
+            label,
+        } => LogFormat::parse(&raw).ok_or_else(|| invalid(label, &raw, "is not text or json"))?,
+        _ => LogFormat::Text,
+    };
+    let backoff = Backoff {
+        initial: duration(
+            pick(
+                w.backoff_initial,
+                "DBINIT_BACKOFF_INITIAL",
+                file.backoff.initial,
+                "backoff.initial",
+            ),
+            Backoff::default().initial,
+        )?,
+        max: duration(
+            pick(
+                w.backoff_max,
+                "DBINIT_BACKOFF_MAX",
+                file.backoff.max,
+                "backoff.max",
+            ),
+            Backoff::default().max,
+        )?,
+    };
+    if backoff.max < backoff.initial {
+        return Err(ConfigError(
+            "DBINIT_BACKOFF_MAX (--backoff-max) is smaller than DBINIT_BACKOFF_INITIAL (--backoff-initial)"
+                .into(),
+        ));
+    }
+    let wait = WaitSettings {
+        timeout: duration(
+            pick(w.timeout, "DBINIT_TIMEOUT", file.timeout, "timeout"),
+            Duration::from_secs(300),
+        )?,
+        connect_timeout: duration(
+            pick(
+                w.connect_timeout,
+                "DBINIT_CONNECT_TIMEOUT",
+                file.connect_timeout,
+                "connect_timeout",
+            ),
+            Duration::from_secs(5),
+        )?,
+        backoff,
+    };
+    let mut warnings = Vec::new();
+    Ok(Settings {
+        postgres: resolve_postgres(args.postgres, file.postgres, env, &mut warnings)?,
+        redis: resolve_redis(args.redis, file.redis, &mut warnings)?,
+        wait,
+        log: LogSettings {
+            format: log_format,
+            filter: env.log_filter.clone(),
+        },
+        host_identity: env.host_identity.clone(),
+        warnings,
+    })
+}
+
+/// Checks the migration options and loads the migration set.
+pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
+    let set = match &a.migrations_dir {
+        Some(d) => MigrationSet::from_dir(d, a.seeds_dir.as_deref())?,
+        None => MigrationSet::embedded()?,
+    };
+    let lock_timeout = duration_setting(
+        a.lock_timeout,
+        "DBINIT_LOCK_TIMEOUT",
+        Duration::from_secs(600),
+    )?;
+    Ok(MigrateSettings {
+        set,
+        history: TableName::parse(
+            "DBINIT_HISTORY_TABLE (--history-table)",
+            a.history_table
+                .as_deref()
+                .unwrap_or("refinery_schema_history"),
+        )?,
+        seeds_table: TableName::parse(
+            "DBINIT_SEEDS_TABLE (--seeds-table)",
+            a.seeds_table.as_deref().unwrap_or("dbinit_seed_history"),
+        )?,
+        lock_timeout,
+        db_owner: a.db_owner.filter(|o| !o.is_empty()),
+        repair_invalid_indexes: a.repair_invalid_indexes,
+    })
+}

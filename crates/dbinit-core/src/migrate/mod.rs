@@ -1,0 +1,273 @@
+//! The three flows over a migration set: [`run`] (create, lock, migrate, seed), [`wait`]
+//! (block until another runner has applied everything) and [`status`] (report, change
+//! nothing). All three read the history once and judge it with the one comparison,
+//! [`plan::plan`].
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::postgres::connect::connect_target;
+use crate::postgres::sql::TableName;
+use crate::postgres::{self, PgError, database};
+use crate::ready::{self, Context, PgReady};
+use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
+
+pub mod apply;
+pub mod history;
+pub mod lock;
+pub mod plan;
+pub mod report;
+pub mod set;
+pub mod sqlsplit;
+
+use history::DbState;
+use plan::Plan;
+use report::{RunReport, StatusReport};
+use set::MigrationSet;
+
+/// Checked migration options.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    /// The migrations and seeds.
+    pub set: MigrationSet,
+    /// History table.
+    pub history: TableName,
+    /// Seed history table.
+    pub seeds_table: TableName,
+    /// Lock timeout.
+    pub lock_timeout: Duration,
+    /// Owner for a created database.
+    pub db_owner: Option<String>,
+    /// Drop invalid indexes before re-running a no-transaction file.
+    pub repair_invalid_indexes: bool,
+}
+
+/// Reads the history (and seed history) and compares it with the set.
+async fn read_plan(client: &Client, m: &MigrateSettings) -> Result<(DbState, Plan)> {
+    let state = history::read_state(client, &m.history, &m.seeds_table, !m.set.seeds.is_empty())
+        .await
+        .map_err(|e| Error::Postgres {
+            action: format!("read the history table {}", m.history.plain()),
+            source: PgError(e),
+        })?;
+    let plan = plan::plan(&m.set, &state);
+    Ok((state, plan))
+}
+
+/// Waits for the dependencies, then creates, migrates and seeds ([`migrate`]). A failure
+/// carries what the run did before it ([`Error::Run`]).
+pub async fn run(ctx: &Context<'_>, m: &MigrateSettings) -> Result<RunReport> {
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    let mut report = RunReport::new(&ctx.settings.postgres.database);
+    match migrate(ctx, m, ready, &mut report).await {
+        Ok(()) => Ok(report),
+        Err(e) => Err(e.with_report(report)),
+    }
+}
+
+/// From a ready connection: creates the database if missing and applies whatever is pending
+/// under the advisory lock. On an up-to-date database this is one read: no lock, no writes.
+/// Progress goes into `report` as it happens, so a caller that stops this future (a signal,
+/// a lost Lease) still knows what was applied, the version reached and what is pending.
+pub async fn migrate(
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
+    ready: PgReady,
+    report: &mut RunReport,
+) -> Result<()> {
+    let s = ctx.settings;
+    let check = if ready.on_target {
+        ready.client
+    } else {
+        report.created = database::ensure_database(
+            &ready.client,
+            &s.postgres,
+            m.db_owner.as_deref(),
+            ctx.deadline,
+        )
+        .await?;
+        drop(ready.client);
+        connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await?
+    };
+    let (_, plan) = read_plan(&check, m).await?;
+    let plan = plan.check()?;
+    report.planned(&m.set, &plan);
+    if !plan.future.is_empty() {
+        warn!(future = ?plan.future, "the database has migrations newer than this set (a newer release?); continuing");
+    }
+    if plan.is_empty() {
+        return Ok(());
+    }
+    info!(
+        pending = %plan.describe_pending(&m.set),
+        "pending work; taking the migration lock"
+    );
+
+    // The check connection becomes the dedicated lock connection: idle, no snapshot held.
+    let key = lock::lock_key(&s.postgres.database, &m.history);
+    let waited = lock::acquire(&check, key, m.lock_timeout).await?;
+    report.lock_wait_ms = Some(waited.as_millis() as u64);
+    if waited > Duration::from_millis(1) {
+        info!(
+            waited_ms = waited.as_millis() as u64,
+            "acquired the migration lock after waiting"
+        );
+    } else {
+        info!("acquired the migration lock");
+    }
+    let result = migrate_locked(ctx, m, report).await;
+    lock::release(&check, key).await;
+    result
+}
+
+/// Under the lock: re-read (another runner may have finished meanwhile), then apply.
+async fn migrate_locked(
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
+    report: &mut RunReport,
+) -> Result<()> {
+    let s = ctx.settings;
+    let work = connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await?;
+    // PostgreSQL 14+: notice within a second that a killed runner's connection is gone, even
+    // in the middle of a long statement, and roll back. Older servers lack it; harmless.
+    let _ = work
+        .batch_execute("SET client_connection_check_interval = 1000")
+        .await;
+    history::ensure_tables(&work, &m.history, &m.seeds_table)
+        .await
+        .map_err(|e| Error::Postgres {
+            action: format!(
+                "create the history tables {} and {}",
+                m.history.plain(),
+                m.seeds_table.plain()
+            ),
+            source: PgError(e),
+        })?;
+    let (_, plan) = read_plan(&work, m).await?;
+    let plan = plan.check()?;
+    report.planned(&m.set, &plan);
+    if plan.is_empty() {
+        info!("another runner applied everything while we waited; nothing left to do");
+        return Ok(());
+    }
+    let migrations: Vec<_> = plan
+        .migrations
+        .iter()
+        .map(|&i| &m.set.migrations[i])
+        .collect();
+    let seeds: Vec<_> = plan.seeds.iter().map(|&i| &m.set.seeds[i]).collect();
+    apply::migrations(
+        &work,
+        &m.history,
+        &migrations,
+        !seeds.is_empty(),
+        m.repair_invalid_indexes,
+        report,
+    )
+    .await?;
+    apply::seeds(&work, &m.seeds_table, &seeds, report).await
+}
+
+/// How often `wait` looks at the history.
+const WAIT_POLL: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(1),
+};
+
+/// Waits for the dependencies, then until the database holds every migration and seed of the
+/// set (applied by someone else), applying nothing. Divergence ends the wait with exit 6.
+pub async fn wait(ctx: &Context<'_>, m: &MigrateSettings) -> Result<RunReport> {
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    // The connection, kept between looks; replaced when it breaks.
+    let slot = &Cell::new(ready.on_target.then_some(ready.client));
+    let pace = Pace {
+        deadline: ctx.deadline,
+        backoff: WAIT_POLL,
+        report_every: Duration::from_secs(5),
+    };
+    let step = move |_| async move {
+        let mut client = slot.take();
+        let step = look(ctx, m, &mut client).await;
+        slot.set(client);
+        step
+    };
+    let r = poll(pace, step, |p| {
+        info!(missing = %p.awaited, "waiting for another runner to apply migrations");
+    })
+    .await;
+    r.map_err(|e| match e {
+        PollError::Failed(e) => e,
+        PollError::Deadline { last, waited, .. } => Error::SchemaTimeout {
+            waited,
+            missing: last,
+        },
+    })
+}
+
+/// One look of [`wait`]: connects when needed, reads, and says what is still missing.
+async fn look(
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
+    client: &mut Option<Client>,
+) -> Step<RunReport, Error, String> {
+    let pg = &ctx.settings.postgres;
+    if client.is_none() {
+        match postgres::connect(
+            pg,
+            &pg.database,
+            &ctx.app,
+            ctx.settings.wait.connect_timeout,
+        )
+        .await
+        {
+            Ok(c) => *client = Some(c),
+            Err(e) if matches!(e.class(), Class::MissingDatabase | Class::Transient) => {}
+            Err(e) => {
+                return Step::Fail(Error::Refused {
+                    dependency: postgres::connect::target_label(pg),
+                    cause: Box::new(e),
+                });
+            }
+        }
+    }
+    let Some(c) = client.as_ref() else {
+        return Step::Wait(format!("database {:?} (not created yet)", pg.database));
+    };
+    match read_plan(c, m).await {
+        Ok((_, plan)) => match plan.check() {
+            Err(d) => Step::Fail(d.into()),
+            Ok(plan) if plan.is_empty() => {
+                let mut report = RunReport::new(&pg.database);
+                report.planned(&m.set, &plan);
+                Step::Done(report)
+            }
+            Ok(plan) => Step::Wait(plan.describe_pending(&m.set)),
+        },
+        Err(e) => {
+            if c.is_closed() {
+                *client = None;
+            }
+            Step::Wait(e.render())
+        }
+    }
+}
+
+/// Reads the database and compares it with the set; changes nothing.
+pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusReport> {
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    let plan = if ready.on_target {
+        read_plan(&ready.client, m).await?.1
+    } else {
+        plan::plan(&m.set, &DbState::default())
+    };
+    Ok(StatusReport::new(
+        &ctx.settings.postgres.database,
+        ready.on_target,
+        &m.set,
+        plan,
+    ))
+}

@@ -1,0 +1,461 @@
+//! The one comparison of a migration set with the database: what is applied, pending,
+//! edited, missing or from a newer release. `run` applies what it says is pending, `wait`
+//! waits until nothing is, `status` prints it. Pure: no I/O.
+
+use serde::Serialize;
+
+use super::history::{AppliedMigration, DbState};
+use super::set::MigrationSet;
+
+/// Why the database and the set disagree in a way that must stop the run (exit 6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Divergence {
+    /// An applied migration's file was edited after it ran.
+    #[error(
+        "migration V{version}__{name} was applied with checksum {applied} but the file now has checksum {file}: an applied migration was edited; restore the file and put the change in a new migration"
+    )]
+    Edited {
+        /// Version.
+        version: i32,
+        /// Name.
+        name: String,
+        /// Checksum in the database.
+        applied: u64,
+        /// Checksum of the file.
+        file: u64,
+    },
+    /// An applied migration has no file any more (or was renamed).
+    #[error(
+        "migration V{version}__{name} is applied in the database but missing from the migration set{renamed}"
+    )]
+    Missing {
+        /// Version.
+        version: i32,
+        /// Name.
+        name: String,
+        /// Hint when a file with the same version has another name.
+        renamed: String,
+    },
+    /// A migration older than the newest applied one was never applied.
+    #[error(
+        "migration V{version}__{name} is not applied but the database is already at version {current}: a migration was added out of order (use a version above {current})"
+    )]
+    OutOfOrder {
+        /// Version.
+        version: i32,
+        /// Name.
+        name: String,
+        /// Newest applied version.
+        current: i32,
+    },
+}
+
+/// Where one migration or seed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    /// Applied with the file's checksum.
+    Applied,
+    /// Not applied yet.
+    Pending,
+    /// Applied, but the file now has another checksum or name.
+    Edited,
+    /// Applied, but no file has its version.
+    Missing,
+    /// Applied by a newer release: its version is above every file's.
+    Future,
+}
+
+impl EntryState {
+    /// The word `status` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Edited => "edited",
+            Self::Missing => "missing",
+            Self::Future => "future",
+        }
+    }
+}
+
+/// One migration or seed, as the comparison sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// `V1__create_users` or a seed file name.
+    pub name: String,
+    /// Where it stands.
+    pub state: EntryState,
+    /// When it was applied, if it was and the history says.
+    pub applied_on: Option<String>,
+}
+
+/// The comparison: every entry, and what a run has to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Indexes into `set.migrations` still to apply, ascending.
+    pub migrations: Vec<usize>,
+    /// Indexes into `set.seeds` still to apply, in name order.
+    pub seeds: Vec<usize>,
+    /// Applied migrations newer than anything in the set ("V9__x"): a newer release migrated
+    /// while this one still runs, as in a rolling update. Tolerated, as Flyway does.
+    pub future: Vec<String>,
+    /// Migrations of the set and the database, merged, in version order.
+    pub migration_entries: Vec<Entry>,
+    /// Seeds of the set, in name order.
+    pub seed_entries: Vec<Entry>,
+    /// The first disagreement that must stop a run (exit 6), in the order a run checks.
+    pub divergence: Option<Divergence>,
+    /// The highest applied version, future ones included.
+    pub applied_version: Option<i32>,
+}
+
+impl Plan {
+    /// Nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty() && self.seeds.is_empty()
+    }
+
+    /// The plan, or the divergence that forbids acting on it.
+    pub fn check(self) -> Result<Self, Divergence> {
+        match self.divergence {
+            Some(d) => Err(d),
+            None => Ok(self),
+        }
+    }
+
+    /// What is pending, by name (`V2__b`, `001.sql`), migrations first.
+    pub fn pending(&self, set: &MigrationSet) -> Vec<String> {
+        self.migrations
+            .iter()
+            .map(|&i| set.migrations[i].to_string())
+            .chain(self.seeds.iter().map(|&i| set.seeds[i].name.clone()))
+            .collect()
+    }
+
+    /// What is pending, for a log line or an error: seeds marked as such.
+    pub fn describe_pending(&self, set: &MigrationSet) -> String {
+        self.migrations
+            .iter()
+            .map(|&i| set.migrations[i].to_string())
+            .chain(
+                self.seeds
+                    .iter()
+                    .map(|&i| format!("seed {}", set.seeds[i].name)),
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Why an applied migration and its file disagree, if they do.
+fn disagreement(a: &AppliedMigration, m: &refinery::Migration) -> Option<Divergence> {
+    if m.name() != a.name {
+        Some(Divergence::Missing {
+            version: a.version,
+            name: a.name.clone(),
+            renamed: format!(" (a file {m} has its version: was it renamed?)"),
+        })
+    } else if m.checksum() != a.checksum {
+        Some(Divergence::Edited {
+            version: a.version,
+            name: a.name.clone(),
+            applied: a.checksum,
+            file: m.checksum(),
+        })
+    } else {
+        None
+    }
+}
+
+/// Compares the set with the database.
+pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
+    let mut p = Plan::default();
+    let newest_known = set.target_version();
+    let mut entries: Vec<(i32, Entry)> = Vec::new();
+    // Divergence is checked in the database's version order, then out-of-order files.
+    for a in &db.migrations {
+        let (state, problem) = match set.migrations.iter().find(|m| m.version() == a.version) {
+            None if newest_known.is_none_or(|n| a.version > n) => {
+                p.future.push(format!("V{}__{}", a.version, a.name));
+                (EntryState::Future, None)
+            }
+            None => (
+                EntryState::Missing,
+                Some(Divergence::Missing {
+                    version: a.version,
+                    name: a.name.clone(),
+                    renamed: String::new(),
+                }),
+            ),
+            Some(m) => match disagreement(a, m) {
+                Some(d) => (EntryState::Edited, Some(d)),
+                None => (EntryState::Applied, None),
+            },
+        };
+        if p.divergence.is_none() {
+            p.divergence = problem;
+        }
+        let name = match set.migrations.iter().find(|m| m.version() == a.version) {
+            Some(m) => m.to_string(),
+            None => format!("V{}__{}", a.version, a.name),
+        };
+        entries.push((
+            a.version,
+            Entry {
+                name,
+                state,
+                applied_on: Some(a.applied_on.clone()),
+            },
+        ));
+    }
+    p.applied_version = db.migrations.iter().map(|a| a.version).max();
+    for (i, m) in set.migrations.iter().enumerate() {
+        if db.migrations.iter().any(|a| a.version == m.version()) {
+            continue;
+        }
+        if let Some(current) = p.applied_version
+            && m.version() < current
+            // Versioned (V) migrations must be in order; unversioned (U) ones may be late,
+            // as in refinery.
+            && m.prefix().to_string() == "V"
+            && p.divergence.is_none()
+        {
+            p.divergence = Some(Divergence::OutOfOrder {
+                version: m.version(),
+                name: m.name().to_string(),
+                current,
+            });
+        }
+        p.migrations.push(i);
+        entries.push((
+            m.version(),
+            Entry {
+                name: m.to_string(),
+                state: EntryState::Pending,
+                applied_on: None,
+            },
+        ));
+    }
+    entries.sort_by_key(|(v, _)| *v);
+    p.migration_entries = entries.into_iter().map(|(_, e)| e).collect();
+    for (i, s) in set.seeds.iter().enumerate() {
+        let applied = db
+            .seeds
+            .iter()
+            .any(|(n, c)| *n == s.name && *c == s.checksum);
+        if !applied {
+            p.seeds.push(i);
+        }
+        p.seed_entries.push(Entry {
+            name: s.name.clone(),
+            state: if applied {
+                EntryState::Applied
+            } else {
+                EntryState::Pending
+            },
+            applied_on: None,
+        });
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::set::MigrationSet;
+
+    fn plan_checked(set: &MigrationSet, db: &DbState) -> Result<Plan, Divergence> {
+        plan(set, db).check()
+    }
+
+    fn set(files: &[(&str, &str)], seeds: &[(&str, &str)]) -> MigrationSet {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (n, s) in files {
+            std::fs::write(dir.path().join(n), s).expect("write");
+        }
+        std::fs::create_dir(dir.path().join("seeds")).expect("mkdir");
+        for (n, s) in seeds {
+            std::fs::write(dir.path().join("seeds").join(n), s).expect("write");
+        }
+        MigrationSet::from_dir(dir.path(), None).expect("valid set")
+    }
+
+    fn applied(set: &MigrationSet, upto: usize) -> Vec<AppliedMigration> {
+        set.migrations[..upto]
+            .iter()
+            .map(|m| AppliedMigration {
+                version: m.version(),
+                name: m.name().to_string(),
+                applied_on: String::new(),
+                checksum: m.checksum(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fresh_database_needs_everything() {
+        let s = set(
+            &[("V1__a.sql", "a"), ("V2__b.sql", "b")],
+            &[("001.sql", "s")],
+        );
+        let p = plan_checked(&s, &DbState::default()).expect("plan");
+        assert_eq!(p.migrations, vec![0, 1]);
+        assert_eq!(p.seeds, vec![0]);
+    }
+
+    #[test]
+    fn up_to_date_database_needs_nothing() {
+        let s = set(
+            &[("V1__a.sql", "a"), ("V2__b.sql", "b")],
+            &[("001.sql", "s")],
+        );
+        let db = DbState {
+            initialized: true,
+            migrations: applied(&s, 2),
+            seeds: vec![("001.sql".into(), s.seeds[0].checksum.clone())],
+        };
+        assert!(plan_checked(&s, &db).expect("plan").is_empty());
+    }
+
+    #[test]
+    fn changed_seed_runs_again() {
+        let s = set(&[("V1__a.sql", "a")], &[("001.sql", "new")]);
+        let db = DbState {
+            initialized: true,
+            migrations: applied(&s, 1),
+            seeds: vec![("001.sql".into(), "old-checksum".into())],
+        };
+        assert_eq!(plan_checked(&s, &db).expect("plan").seeds, vec![0]);
+    }
+
+    #[test]
+    fn edited_missing_renamed_and_out_of_order_diverge() {
+        let s = set(&[("V1__a.sql", "a"), ("V2__b.sql", "b")], &[]);
+        let mut db = DbState {
+            initialized: true,
+            migrations: applied(&s, 2),
+            seeds: vec![],
+        };
+        db.migrations[1].checksum ^= 1;
+        assert!(matches!(
+            plan_checked(&s, &db),
+            Err(Divergence::Edited { version: 2, .. })
+        ));
+
+        let mut db2 = db.clone();
+        db2.migrations.insert(
+            1,
+            AppliedMigration {
+                version: 1,
+                name: "a".into(),
+                applied_on: String::new(),
+                checksum: 0,
+            },
+        );
+        assert!(plan_checked(&s, &db2).is_err());
+        let s3 = set(&[("V1__a.sql", "a"), ("V4__d.sql", "d")], &[]);
+        let mut db2 = DbState {
+            initialized: true,
+            migrations: applied(&s3, 1),
+            seeds: vec![],
+        };
+        db2.migrations.push(AppliedMigration {
+            version: 3,
+            name: "gone".into(),
+            applied_on: String::new(),
+            checksum: 1,
+        });
+        let e = plan_checked(&s3, &db2).expect_err("missing");
+        assert!(matches!(e, Divergence::Missing { version: 3, .. }));
+        assert!(e.to_string().contains("V3__gone"));
+
+        let mut db3 = db.clone();
+        db3.migrations[1].name = "old_name".into();
+        assert!(
+            plan_checked(&s, &db3)
+                .expect_err("renamed")
+                .to_string()
+                .contains("renamed")
+        );
+
+        let db4 = DbState {
+            initialized: true,
+            migrations: applied(&s, 2)[1..].to_vec(),
+            seeds: vec![],
+        };
+        let e = plan_checked(&s, &db4).expect_err("out of order");
+        assert!(
+            matches!(
+                e,
+                Divergence::OutOfOrder {
+                    version: 1,
+                    current: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn future_migrations_are_tolerated() {
+        let s = set(&[("V1__a.sql", "a")], &[]);
+        let mut db = DbState {
+            initialized: true,
+            migrations: applied(&s, 1),
+            seeds: vec![],
+        };
+        db.migrations.push(AppliedMigration {
+            version: 9,
+            name: "newer_release".into(),
+            applied_on: String::new(),
+            checksum: 1,
+        });
+        let p = plan_checked(&s, &db).expect("future is fine");
+        assert!(p.is_empty());
+        assert_eq!(p.future, vec!["V9__newer_release".to_string()]);
+    }
+
+    #[test]
+    fn entries_merge_set_and_database_in_version_order() {
+        let s = set(
+            &[("V1__a.sql", "a"), ("V3__c.sql", "c")],
+            &[("001.sql", "s")],
+        );
+        let mut db = DbState {
+            initialized: true,
+            migrations: applied(&s, 1),
+            seeds: vec![],
+        };
+        db.migrations.push(AppliedMigration {
+            version: 2,
+            name: "gone".into(),
+            applied_on: "t".into(),
+            checksum: 1,
+        });
+        let p = plan(&s, &db);
+        let got: Vec<(&str, EntryState)> = p
+            .migration_entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.state))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("V1__a", EntryState::Applied),
+                ("V2__gone", EntryState::Missing),
+                ("V3__c", EntryState::Pending),
+            ]
+        );
+        assert_eq!(p.seed_entries[0].state, EntryState::Pending);
+        assert!(matches!(
+            p.divergence,
+            Some(Divergence::Missing { version: 2, .. })
+        ));
+        assert_eq!(
+            p.pending(&s),
+            vec!["V3__c".to_string(), "001.sql".to_string()]
+        );
+    }
+}
