@@ -43,10 +43,15 @@ if [ -z "$fetched" ]; then
   echo "pg-regress-sql: no version of Debian's postgresql-15 source package could be fetched" >&2
   exit 1
 fi
-orig=$(ls postgresql-15_*.orig.tar.* | head -n 1)
+origs=(postgresql-15_*.orig.tar.bz2 postgresql-15_*.orig.tar.gz postgresql-15_*.orig.tar.xz)
+orig=""
+for f in "${origs[@]}"; do [ -f "$f" ] && orig=$f && break; done
+[ -n "$orig" ] || { echo "pg-regress-sql: no upstream tarball in the source package" >&2; exit 1; }
 tar -xf "$orig" --wildcards --no-anchored 'src/test/regress/sql/*.sql'
-found=$(ls -d postgresql-15*/src/test/regress/sql | head -n 1)
-count=$(ls "$found"/*.sql | wc -l)
+dirs=(postgresql-15*/src/test/regress/sql)
+found=${dirs[0]}
+files=("$found"/*.sql)
+count=${#files[@]}
 if [ "$count" -lt 100 ]; then
   echo "pg-regress-sql: only $count .sql files in $orig; expected PostgreSQL's regression suite" >&2
   exit 1
