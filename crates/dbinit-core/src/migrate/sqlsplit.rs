@@ -1,10 +1,17 @@
-//! Splitting a SQL file into statements the way PostgreSQL's lexer sees them, for migrations
-//! that must run outside a transaction: each statement is sent on its own, because a
-//! multi-statement query is an implicit transaction, where `CREATE INDEX CONCURRENTLY` fails.
+//! Splitting a SQL file into statements the way psql does, for migrations that must run
+//! outside a transaction: each statement is sent on its own, because a multi-statement query
+//! is an implicit transaction, where `CREATE INDEX CONCURRENTLY` fails.
 //!
 //! Understood: `'strings'` with `''`, `E'escape strings'` with backslashes, `"quoted
 //! identifiers"`, dollar quotes (`$$ … $$`, `$fn$ … $fn$`), `-- line comments` and nested
-//! `/* block /* comments */ */`. A `;` inside any of them does not end a statement.
+//! `/* block /* comments */ */`. A `;` inside any of them does not end a statement, nor does
+//! one inside parentheses (`CREATE RULE … DO ALSO (INSERT …; UPDATE …)`), nor one inside a
+//! SQL-standard routine body (`CREATE FUNCTION … BEGIN ATOMIC …; … END`, PostgreSQL 14+),
+//! where psql's own rule is followed: in a statement that starts `CREATE [OR REPLACE]
+//! FUNCTION|PROCEDURE`, `BEGIN` opens a block, `CASE` inside one opens another, `END` closes.
+//! Checked against the real PostgreSQL parser on PostgreSQL 15's regression SQL
+//! (tests/splitter.rs). Not understood, as in any server-side SQL: psql's backslash commands
+//! and `:variables`, and `standard_conforming_strings = off`.
 
 /// The first line of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- dbinit:no-transaction";
@@ -26,25 +33,29 @@ pub struct Statement<'a> {
     pub line: usize,
 }
 
-/// Splits `sql` at top-level semicolons. Statements that are only blanks and comments are
-/// dropped. An unterminated quote or comment runs to the end of the file, as in psql.
-pub fn split(sql: &str) -> Vec<Statement<'_>> {
+/// Splits `sql` at the semicolons that end a statement. Statements that are only blanks and
+/// comments are dropped. An unterminated quote or comment runs to the end of the file, as in
+/// psql.
+pub fn split<'a>(sql: &'a str) -> Vec<Statement<'a>> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
     let mut has_code = false;
-    fn push<'a>(sql: &'a str, out: &mut Vec<Statement<'a>>, from: usize, to: usize, code: bool) {
+    let mut depth = Depth::default();
+    // Lines are counted once, from where the previous statement started.
+    let mut counted = (0, 1);
+    let mut push = |out: &mut Vec<Statement<'a>>, from: usize, to: usize, code: bool| {
         if code {
             let raw = &sql[from..to];
-            let lead = raw.len() - raw.trim_start().len();
-            let line = sql[..from + lead].matches('\n').count() + 1;
+            let at = from + (raw.len() - raw.trim_start().len());
+            counted = (at, counted.1 + sql[counted.0..at].matches('\n').count());
             out.push(Statement {
                 text: raw.trim(),
-                line,
+                line: counted.1,
             });
         }
-    }
+    };
     while i < b.len() {
         let c = b[i];
         match c {
@@ -53,26 +64,11 @@ pub fn split(sql: &str) -> Vec<Statement<'_>> {
                 continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 1;
-                i += 2;
-                while i < b.len() && depth > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = skip_block_comment(b, i + 2);
                 continue;
             }
             b'\'' => {
-                // E'...' (or e'...'): backslash escapes; the E must start a token.
-                let escape =
-                    i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !is_ident(b[i - 2]));
-                i = skip_quoted(b, i + 1, b'\'', escape);
+                i = skip_quoted(b, i + 1, b'\'', false);
                 has_code = true;
                 continue;
             }
@@ -81,7 +77,7 @@ pub fn split(sql: &str) -> Vec<Statement<'_>> {
                 has_code = true;
                 continue;
             }
-            b'$' if i == 0 || !is_ident(b[i - 1]) => {
+            b'$' => {
                 if let Some(tag_end) = dollar_tag_end(b, i) {
                     let tag = &sql[i..=tag_end];
                     i = sql[tag_end + 1..]
@@ -91,24 +87,106 @@ pub fn split(sql: &str) -> Vec<Statement<'_>> {
                     continue;
                 }
             }
-            b';' => {
-                push(sql, &mut out, start, i, has_code);
+            c if is_ident_start(c) || c.is_ascii_digit() => {
+                let word_end = i + b[i..].iter().take_while(|&&c| is_ident(c)).count();
+                has_code = true;
+                if matches!(c, b'E' | b'e') && word_end == i + 1 && b.get(word_end) == Some(&b'\'')
+                {
+                    // E'...': backslash escapes.
+                    i = skip_quoted(b, word_end + 1, b'\'', true);
+                    continue;
+                }
+                if !c.is_ascii_digit() {
+                    depth.word(&sql[i..word_end]);
+                }
+                i = word_end;
+                continue;
+            }
+            b'(' => depth.parens += 1,
+            b')' => depth.parens = depth.parens.saturating_sub(1),
+            b';' if depth.parens == 0 && depth.begin == 0 => {
+                push(&mut out, start, i, has_code);
                 has_code = false;
+                depth = Depth::default();
                 start = i + 1;
                 i += 1;
                 continue;
             }
-            c if !c.is_ascii_whitespace() => has_code = true,
             _ => {}
+        }
+        if !c.is_ascii_whitespace() {
+            has_code = true;
         }
         i += 1;
     }
-    push(sql, &mut out, start, b.len(), has_code);
+    push(&mut out, start, b.len(), has_code);
     out
 }
 
+/// What psql tracks within one statement to tell whether a `;` ends it: open parentheses, and
+/// open `BEGIN`/`CASE` blocks of a SQL-standard routine body.
+#[derive(Default)]
+struct Depth {
+    parens: usize,
+    begin: usize,
+    /// Words seen so far in the statement.
+    words: usize,
+    /// First letters of the leading words among CREATE, OR, REPLACE, FUNCTION, PROCEDURE.
+    lead: [u8; 4],
+}
+
+impl Depth {
+    /// psql's rule (src/fe_utils/psqlscan.l), word for word: only in a statement that starts
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, outside parentheses.
+    fn word(&mut self, w: &str) {
+        let is = |k: &str| w.eq_ignore_ascii_case(k);
+        if self.words < self.lead.len()
+            && ["create", "or", "replace", "function", "procedure"]
+                .iter()
+                .any(|k| is(k))
+        {
+            self.lead[self.words] = w.as_bytes()[0].to_ascii_lowercase();
+        }
+        self.words += 1;
+        let routine = matches!(
+            self.lead,
+            [b'c', b'f' | b'p', ..] | [b'c', b'o', b'r', b'f' | b'p']
+        );
+        if !routine || self.parens > 0 {
+            return;
+        }
+        // CASE also ends with END; it only matters inside a BEGIN.
+        if is("begin") || (is("case") && self.begin > 0) {
+            self.begin += 1;
+        } else if is("end") {
+            self.begin = self.begin.saturating_sub(1);
+        }
+    }
+}
+
+/// Index just past a `/* … */` comment whose body starts at `i`; comments nest.
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 1;
+    while i < b.len() && depth > 0 {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
+}
+
 fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
 /// Index just past the closing quote; a doubled quote is an escaped one.
@@ -136,7 +214,7 @@ fn dollar_tag_end(b: &[u8], i: usize) -> Option<usize> {
     if b.get(j).is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    while j < b.len() && (is_ident(b[j])) {
+    while j < b.len() && b[j] != b'$' && is_ident(b[j]) {
         j += 1;
     }
     (b.get(j) == Some(&b'$')).then_some(j)
@@ -278,6 +356,49 @@ mod tests {
             t,
             vec![r#"CREATE TABLE "odd;name" ("col;""x" int)"#, "SELECT 1"]
         );
+    }
+
+    #[test]
+    fn sql_standard_routine_bodies() {
+        let sql = "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE WHEN a > 0 THEN a ELSE -a END;\nEND;\n\
+                   create or replace procedure p() begin atomic insert into t values (1); end;\n\
+                   CREATE FUNCTION g() RETURNS int RETURN 1; SELECT 2";
+        let t = texts(sql);
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert!(t[0].starts_with("CREATE FUNCTION f") && t[0].ends_with("END"));
+        assert!(t[1].starts_with("create or replace procedure") && t[1].ends_with("end"));
+        assert_eq!(t[2], "CREATE FUNCTION g() RETURNS int RETURN 1");
+        assert_eq!(t[3], "SELECT 2");
+    }
+
+    #[test]
+    fn begin_and_end_elsewhere_are_ordinary_words() {
+        // A transaction block, and BEGIN/END as the body of a plpgsql function in quotes.
+        let t = texts(
+            "BEGIN; SELECT 1; END;\nCREATE TABLE begin_end (\"begin\" int); \
+             CREATE FUNCTION h() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql; SELECT 3",
+        );
+        assert_eq!(t.len(), 6, "{t:?}");
+        assert_eq!(t[5], "SELECT 3");
+    }
+
+    #[test]
+    fn parenthesised_rule_actions() {
+        let sql = "CREATE RULE r AS ON INSERT TO t DO ALSO (\n  INSERT INTO log VALUES (new.id);\n  UPDATE c SET n = n + 1;\n);\n\
+                   CREATE RULE s AS ON DELETE TO t DO INSTEAD (SELECT 1; SELECT 2); SELECT 3";
+        let t = texts(sql);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[0].ends_with("UPDATE c SET n = n + 1;\n)"));
+        assert!(t[1].ends_with("(SELECT 1; SELECT 2)"));
+    }
+
+    #[test]
+    fn identifiers_with_dollars_and_e_prefixes() {
+        // `a$b$` is an identifier, not a dollar quote; `tablE'x'` is no escape string.
+        let t = texts(r"SELECT a$b$ FROM t; SELECT 'x\'; SELECT E'y\';z'; SELECT 4");
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert_eq!(t[1], r"SELECT 'x\'");
+        assert_eq!(t[2], r"SELECT E'y\';z'");
     }
 
     #[test]
