@@ -6,8 +6,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
-      --target x86_64-unknown-linux-gnu --bin dbinit --bin dbinit-job \
+RUN scripts/image/build-bins.sh \
  && scripts/image/rootfs.sh /rootfs target/x86_64-unknown-linux-gnu/release
 
 FROM scratch

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make image`: the dbinit image without Docker or a registry. Static glibc binaries
-# (`+crt-static`; the musl target is not installable offline), the tree from
+# (scripts/image/build-bins.sh), the tree from
 # scripts/image/rootfs.sh, buildah FROM scratch with a vfs store under the cache dir and no RUN
 # steps; written as an OCI archive (default target/image/dbinit.oci.tar) and checked against
 # the Dockerfile (scripts/image/check.py). Prints the archive path.
 #   IMAGE=docker.io/library/dbinit:dev  IMAGE_ARCHIVE=target/image/dbinit.oci.tar
-#   IMAGE_OPT_LEVEL=3|s|z               the release profile's opt-level for this build only
+#   IMAGE_OPT_LEVEL=s|z|3               the release profile's opt-level (build-bins.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/node/lib.sh"
@@ -19,10 +19,8 @@ command -v buildah >/dev/null || apt_install buildah
 command -v readelf >/dev/null || apt_install binutils
 [ -f /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
 
-if [ -n "${IMAGE_OPT_LEVEL:-}" ]; then export CARGO_PROFILE_RELEASE_OPT_LEVEL=$IMAGE_OPT_LEVEL; fi
-log "cargo build --release --target $target (static glibc)"
-RUSTFLAGS='-C target-feature=+crt-static' nice -n 10 ${CARGO:-cargo} build --release --locked \
-  --target "$target" --bin dbinit --bin dbinit-job
+log "cargo build --release --target $target (static glibc, opt-level ${IMAGE_OPT_LEVEL:-s})"
+nice -n 10 "$here/image/build-bins.sh"
 bins=target/$target/release
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dbinit-image-XXXXXX")

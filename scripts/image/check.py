@@ -5,8 +5,9 @@ Usage:
   check.py --dockerfile Dockerfile --archive target/image/dbinit.oci.tar --bins DIR
   check.py --size ARCHIVE
 
-The Dockerfile's final stage must be FROM scratch, COPY the build stage's /rootfs made by
-scripts/image/rootfs.sh (the tree `make image` copies too), and set the same user, entrypoint,
+The Dockerfile's build stage must make the binaries with scripts/image/build-bins.sh and the
+tree with scripts/image/rootfs.sh, as `make image` does; its final stage must be FROM scratch,
+COPY that /rootfs, and set the same user, entrypoint,
 command, working directory and environment as the archive's config. The archive's files must
 be exactly what rootfs.sh makes from the binaries in DIR (path, type, mode, owner, content).
 Exits 1 naming every difference.
@@ -26,6 +27,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOTFS_SH = "scripts/image/rootfs.sh"
+BUILD_SH = "scripts/image/build-bins.sh"
 
 
 def dockerfile_stages(path):
@@ -108,8 +110,8 @@ def dockerfile_config(path, errors):
             runs = " ".join(a for i, a in build[frm[0]] if i == "RUN")
             if not re.search(re.escape(ROOTFS_SH) + r"\s+/rootfs\s+target/x86_64-unknown-linux-gnu/release", runs):
                 errors.append(f"Dockerfile: build stage {frm[0]} does not run `{ROOTFS_SH} /rootfs target/x86_64-unknown-linux-gnu/release`")
-            if "+crt-static" not in runs or "--target x86_64-unknown-linux-gnu" not in runs:
-                errors.append(f"Dockerfile: build stage {frm[0]} does not build static glibc binaries (+crt-static, --target x86_64-unknown-linux-gnu)")
+            if not re.search(re.escape(BUILD_SH) + r"(\s|$)", runs) or re.search(r"\bcargo\b", runs):
+                errors.append(f"Dockerfile: build stage {frm[0]} does not build the binaries with `{BUILD_SH}` (alone)")
     return cfg
 
 
