@@ -11,6 +11,7 @@
 #   5. a name that is nowhere fails to resolve at once (no DNS timeout)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=cluster-check
 [ -f "$N/env" ] || die "no cluster at $N: run make cluster-up"

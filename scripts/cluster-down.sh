@@ -7,6 +7,7 @@
 # (etcd data, images) so that the next cluster-up reuses it.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=cluster-down
 [ "$(id -u)" -eq 0 ] || die "cluster-down needs root"

@@ -12,6 +12,7 @@
 # Must run as root. `make cluster-down` undoes all of it. See shared/recipes/one-node-cluster.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=cluster-up
 [ "$(id -u)" -eq 0 ] || die "cluster-up needs root (network namespace, mounts, cgroups, iptables)"
@@ -76,17 +77,23 @@ read -r pause_tar testbox_tar < <("$here/node/aux-images.sh")
 if [ -f "$N/apiserver-port" ]; then port=$(cat "$N/apiserver-port"); else port=$(free_port 16443); echo "$port" >"$N/apiserver-port"; fi
 NODE_NAME=$NODE_NAME NODE_IP=$NODE_IP SVC_IP=$SVC_IP CNI_GW=$CNI_GW \
   "$here/node/certs.sh" "$N/pki" "https://127.0.0.1:$port"
-cp "$N/pki/admin.kubeconfig" "$N/kubeconfig"
 P=$N/pki
 subst() { sed -e "s|@N@|$N|g" -e "s|@NS@|$NS|g" -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@NODE_NAME@|$NODE_NAME|g" \
   -e "s|@CNI_SUBNET@|$CNI_SUBNET|g" -e "s|@CNI_GW@|$CNI_GW|g" -e "s|@CNI_NAME@|dbinit-$NS|g" \
   -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" "$1"; }
+# write_config TEMPLATE FILE: only when the content changes; kube-proxy exits as soon as its
+# config file is written to, even with the same bytes.
+write_config() {
+  subst "$1" >"$2.new"
+  if cmp -s "$2.new" "$2"; then rm -f "$2.new"; else mv "$2.new" "$2"; fi
+}
 mkdir -p "$N/containerd" "$N/cni/net.d" "$N/kubelet"
-subst "$here/node/containerd.toml" >"$N/containerd/config.toml"
-subst "$here/node/cni-bridge.conflist" >"$N/cni/net.d/10-bridge.conflist"
-subst "$here/node/kubelet-config.yaml" >"$N/kubelet/config.yaml"
-subst "$here/node/kube-proxy-config.yaml" >"$N/kube-proxy.yaml"
-printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$NODE_IP" >"$N/resolv.conf"
+write_config "$here/node/containerd.toml" "$N/containerd/config.toml"
+write_config "$here/node/cni-bridge.conflist" "$N/cni/net.d/10-bridge.conflist"
+write_config "$here/node/kubelet-config.yaml" "$N/kubelet/config.yaml"
+write_config "$here/node/kube-proxy-config.yaml" "$N/kube-proxy.yaml"
+write_config <(printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$NODE_IP") "$N/resolv.conf"
+write_config "$P/admin.kubeconfig" "$N/kubeconfig"
 
 # ---- etcd and the control plane ------------------------------------------------------------
 start etcd etcd --name "$NODE_NAME" --data-dir "$N/etcd" \
@@ -153,7 +160,7 @@ start kube-proxy "$BIN/kube-proxy" --config="$N/kube-proxy.yaml"
 wait_for "node $NODE_NAME Ready" 180 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
 wait_for "default ServiceAccount" 60 kc -n default get serviceaccount default
 
-cat >"$N/env" <<ENV
+cat >"$N/env.new" <<ENV
 # Written by scripts/cluster-up.sh; \`. $N/env\` to use the one-node cluster.
 export KUBECONFIG=$N/kubeconfig
 export DBINIT_NODE_DIR=$N
@@ -167,5 +174,6 @@ export DBINIT_SVC_CIDR=$SVC_CIDR
 export DBINIT_PAUSE_IMAGE=$PAUSE_IMAGE
 export DBINIT_TESTBOX_IMAGE=$TESTBOX_IMAGE
 ENV
+if cmp -s "$N/env.new" "$N/env"; then rm -f "$N/env.new"; else mv "$N/env.new" "$N/env"; fi
 log "cluster up in $(($(date +%s) - t_start))s (state $N, namespace $NS, node $NODE_IP)"
 echo "export KUBECONFIG=$N/kubeconfig"

@@ -10,6 +10,10 @@ command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need+=(red
 command -v runuser >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+# The splitter's test oracle (pg_query: libpg_query through bindgen) needs libclang.
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+# The pooler tests run a real PgBouncer.
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

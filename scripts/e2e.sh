@@ -6,6 +6,7 @@
 # archive handed to $IMAGE_LOADER (e.g. 'kind load image-archive') when set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=e2e
 cd "$here/.."
@@ -19,7 +20,9 @@ if [ "${1:-}" = --kubeconfig ]; then
   else
     log "no IMAGE_LOADER given: $image must already be on the cluster's nodes"
   fi
-  unset DBINIT_NETNS DBINIT_NODE_IP DBINIT_CONTAINERD_SOCK DBINIT_NODE_DIR
+  # The node's own settings do not apply there; DBINIT_NODE_IP (where that cluster's pods reach
+  # the tests' PostgreSQL/Redis, e.g. the kind network's gateway) is the caller's to give.
+  unset DBINIT_NETNS DBINIT_CONTAINERD_SOCK DBINIT_NODE_DIR
   export KUBECONFIG=$2
 else
   [ "$(id -u)" -eq 0 ] || die "the one-node cluster needs root; or give a cluster: make e2e KUBECONFIG=... IMAGE_LOADER=..."

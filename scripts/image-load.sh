@@ -5,6 +5,7 @@
 # IMAGE_LOADER='kind load image-archive' for a kind cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=image-load
 cd "$here/.."

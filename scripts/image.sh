@@ -8,6 +8,7 @@
 #   IMAGE_OPT_LEVEL=s|z|3               the release profile's opt-level (build-bins.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
 LOG_TAG=image
 cd "$here/.."

@@ -8,6 +8,7 @@
 # Prints the two archive paths.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
 . "$here/lib.sh"
 LOG_TAG=aux-images
 out=$CACHE/images

@@ -42,8 +42,9 @@ sign scheduler system:kube-scheduler ""
 sign kube-proxy system:kube-proxy ""
 
 # The same server URL works on the host (127.0.0.1 forwarded into the namespace) and inside it.
+# Written only when changed, and by rename: tests may read them while cluster-up runs again.
 for u in admin kubelet controller-manager scheduler kube-proxy; do
-  cat >"$u.kubeconfig" <<KC
+  cat >"$u.kubeconfig.new" <<KC
 apiVersion: v1
 kind: Config
 clusters:
@@ -61,4 +62,5 @@ contexts:
   context: {cluster: dbinit-node, user: $u, namespace: default}
 current-context: dbinit-node
 KC
+  if cmp -s "$u.kubeconfig.new" "$u.kubeconfig"; then rm -f "$u.kubeconfig.new"; else mv "$u.kubeconfig.new" "$u.kubeconfig"; fi
 done

@@ -5,6 +5,7 @@
 # still exist, or the state dir does.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
 . "$here/lib.sh"
 LOG_TAG=check-clean
 left=0
