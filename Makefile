@@ -32,8 +32,9 @@ test-unit: ## Unit tests and doc examples of every crate (no servers)
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test --workspace --doc
 
-test-integration: deps build ## Integration tests against real PostgreSQL and Redis (readiness, run, notx)
-	$(CARGO) test -p dbinit-tests --no-fail-fast --test readiness --test run --test notx
+test-integration: deps build ## Integration tests against real PostgreSQL and Redis (readiness, run, notx, splitter)
+	@scripts/pg-regress-sql.sh >/dev/null
+	$(CARGO) test -p dbinit-tests --no-fail-fast --test readiness --test run --test notx --test splitter
 
 test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm)
 	$(CARGO) test -p dbinit-tests --no-fail-fast --test job --test deploy --test helm
