@@ -49,6 +49,37 @@ fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
         took < Duration::from_secs(5),
         "a SIGTERM'd holder releases the Lease at once; the waiter started after {took:?}"
     );
+    // The SIGTERM'd pod itself exits soon too: it rolls back, releases and exits 8.
+    let pod = dbinit_tests::node::deadline_loop(
+        "the deleted holder's container terminated",
+        Duration::from_secs(30),
+        || match w.ns.get(&["pod", &holder]) {
+            Some(p) if !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null() => {
+                Ok(p)
+            }
+            Some(p) => Err(format!("{}", p["status"]["containerStatuses"])),
+            None => Err("the pod is gone before its status was seen".into()),
+        },
+    );
+    let term = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    let asked = parse_time(
+        pod["metadata"]["deletionTimestamp"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .zip(pod["metadata"]["deletionGracePeriodSeconds"].as_i64())
+    .map(|(t, g)| t - g);
+    let exited = parse_time(term["finishedAt"].as_str().unwrap_or_default());
+    let after = exited.zip(asked).map(|(e, a)| e - a);
+    figure(
+        "Lease holder's pod deleted -> its container exited, s",
+        format!("{after:?}"),
+    );
+    assert_eq!(term["exitCode"], 8, "SIGTERM is exit 8: {term}");
+    assert!(
+        after.is_some_and(|s| s <= 3),
+        "a SIGTERM'd dbinit-job exits at once (rollback, release, exit 8): {after:?} s"
+    );
     for j in ["mig-a", "mig-b"] {
         assert_eq!(
             w.ns.wait_job(j, Duration::from_secs(120)).0,
