@@ -32,12 +32,18 @@ test-unit: ## Unit tests and doc examples of every crate (no servers)
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test --workspace --doc
 
-test-integration: deps build ## Integration tests against real PostgreSQL and Redis (readiness, run, notx, splitter)
+# Test binaries by tier: kube and e2e are named; every other [[test]] in tests/Cargo.toml is an
+# integration test, so a new test file is never left out of `make test`.
+KUBE_TESTS := job deploy helm
+ALL_TESTS := $(shell awk '/^\[\[test\]\]/ { t = 1; next } t && /^name *=/ { gsub(/[" ]/, ""); sub(/name=/, ""); print; t = 0 }' tests/Cargo.toml)
+INTEGRATION_TESTS := $(filter-out $(KUBE_TESTS) e2e,$(ALL_TESTS))
+
+test-integration: deps build ## Integration tests against real PostgreSQL and Redis (every tests/*.rs but kube and e2e)
 	@scripts/pg-regress-sql.sh >/dev/null
-	$(CARGO) test -p dbinit-tests --no-fail-fast --test readiness --test run --test notx --test splitter
+	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(INTEGRATION_TESTS))
 
 test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm)
-	$(CARGO) test -p dbinit-tests --no-fail-fast --test job --test deploy --test helm
+	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(KUBE_TESTS))
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
