@@ -170,6 +170,32 @@ fn service_links_of_postgres_and_redis_services_break_nothing() {
     w.ns.apply(&deployment("links-no-redis", 1, pod));
     w.ns.wait_ready("app=links-no-redis", 1, Duration::from_secs(120));
 
+    // The variables really were injected, and dbinit said what it made of them.
+    let logs = |selector: &str| {
+        w.ns.pods(selector)
+            .iter()
+            .map(|p| {
+                let name = p["metadata"]["name"].as_str().unwrap_or_default();
+                w.ns.ok(&["logs", name, "-c", "dbinit"])
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let with_redis = logs("app=links");
+    assert!(
+        with_redis.contains("POSTGRES_PORT") && with_redis.contains("tcp://"),
+        "dbinit read the injected POSTGRES_PORT=tcp://... and said so:\n{with_redis}"
+    );
+    let without = logs("app=links-no-redis");
+    assert!(
+        without.contains("REDIS_PORT") && without.contains("ignored"),
+        "a lone injected REDIS_PORT is ignored, with a word:\n{without}"
+    );
+    assert!(
+        !without.to_lowercase().contains("redis is ready"),
+        "Redis was not checked without REDIS_HOST:\n{without}"
+    );
+
     // README's kubectl run example in the same namespace.
     run_kubectl_run_example(&mut w);
 }
