@@ -100,7 +100,7 @@ image-docker: ## The same image with Docker (docker build)
 # `make e2e` runs on the one-node cluster (brought up and loaded first when needed) unless a
 # KUBECONFIG is given on the command line: then on that cluster, loading the image archive with
 # $(IMAGE_LOADER) (e.g. 'kind load image-archive'). An ambient KUBECONFIG is never used.
-e2e: ## End-to-end tests: real kubelet, the image built here, README's commands
+e2e: deps envtest ## End-to-end tests: real kubelet, the image built here, README's commands
 ifeq ($(origin KUBECONFIG),command line)
 	@scripts/e2e.sh --kubeconfig "$(KUBECONFIG)"
 else
