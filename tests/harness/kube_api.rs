@@ -28,7 +28,7 @@ pub fn apiserver_bin() -> PathBuf {
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("dbinit")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/dbinit")))
         .unwrap_or_else(|| PathBuf::from("/root/.cache/dbinit"));
-    let p = cache.join("kube-apiserver-1.20.2-r2");
+    let p = cache.join("kubernetes-1.20.2-r3/kube-apiserver");
     assert!(
         p.is_file(),
         "{} is missing: run `make envtest` once (builds kube-apiserver from Debian's source package, ~10 min), or set DBINIT_KUBE_APISERVER",
