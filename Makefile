@@ -115,10 +115,14 @@ kind-load: image-docker ## Load the image into the kind cluster
 
 kind-deploy: kind-load ## Deploy PostgreSQL, Redis, RBAC, the migration Job and the example app
 	kubectl --context kind-$(KIND_CLUSTER) apply -f deploy/secret.example.yaml -f deploy/postgres.yaml -f deploy/redis.yaml -f deploy/rbac.yaml
-	kubectl --context kind-$(KIND_CLUSTER) apply -f deploy/job.yaml -f deploy/app-deployment.yaml
+	kubectl --context kind-$(KIND_CLUSTER) apply -f deploy/app-deployment.yaml
+	kubectl --context kind-$(KIND_CLUSTER) create -f deploy/job.yaml   # generateName: a new Job each time
 
-kind-test: kind-load ## End-to-end test on the kind cluster
-	KIND_CONTEXT=kind-$(KIND_CLUSTER) tests/kind/e2e.sh
+kind-test: ## The e2e suite on the kind cluster (pods reach the tests' servers at KIND_HOST_IP)
+	@mkdir -p target && kind get kubeconfig --name $(KIND_CLUSTER) > target/kind.kubeconfig
+	DBINIT_NODE_IP=$${KIND_HOST_IP:?set KIND_HOST_IP: the kind network gateway, where pods reach this host} \
+	  $(MAKE) --no-print-directory e2e KUBECONFIG=$(CURDIR)/target/kind.kubeconfig \
+	  IMAGE_LOADER='kind load image-archive --name $(KIND_CLUSTER)'
 
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
