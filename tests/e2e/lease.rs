@@ -153,12 +153,7 @@ fn a_job_still_waiting_for_its_database_does_not_hold_the_lease() {
     let w = setup("lease-ready");
     // A Job whose database does not answer (a Service whose endpoint port is closed)...
     let closed = dbinit_tests::node::free_port_on_node(w.node);
-    w.ns.apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nodb"},
-         "spec": {"ports": [{"name": "tcp", "port": 5432, "targetPort": closed}]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "nodb"},
-         "subsets": [{"addresses": [{"ip": w.node.node_ip}], "ports": [{"name": "tcp", "port": closed}]}]}
-    ]}));
+    dbinit_tests::node::service(w.node, &w.ns.name, "nodb", 5432, closed);
     let mut blocked = job("blocked");
     for e in blocked["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array_mut()

@@ -25,7 +25,7 @@ mod namespace;
 mod readme;
 mod wait;
 
-pub use backends::Backends;
+pub use backends::{Backends, service};
 pub use namespace::TestNs;
 pub use readme::{Readme, Script};
 pub use wait::{JobEnd, deadline_loop, hopeless, parse_time, parse_time_precise};

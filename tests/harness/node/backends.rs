@@ -21,7 +21,6 @@ pub struct Backends {
     pub redis_port: u16,
     /// The password of role `app`, as deploy/secret.example.yaml has it.
     pub app_password: String,
-    node_ip: String,
     redis_dir: tempfile::TempDir,
     _redis: Watchdog,
 }
@@ -65,7 +64,6 @@ impl Backends {
             pg,
             redis_port,
             app_password,
-            node_ip: node.node_ip.clone(),
             redis_dir,
             _redis: redis,
         }
@@ -81,35 +79,10 @@ impl Backends {
         pg_name: &str,
         redis_name: &str,
     ) -> (String, String) {
-        let mut items = Vec::new();
-        for (name, port, target) in [
-            (pg_name, 5432, self.pg.port),
-            (redis_name, 6379, self.redis_port),
-        ] {
-            items.push(json!({
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": name},
-                "spec": {"ports": [{"name": "tcp", "port": port, "targetPort": target}]}
-            }));
-            items.push(json!({
-                "apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": name},
-                "subsets": [{"addresses": [{"ip": self.node_ip}], "ports": [{"name": "tcp", "port": target}]}]
-            }));
-        }
-        node.apply(
-            ns,
-            &json!({"apiVersion": "v1", "kind": "List", "items": items}),
-        );
-        let ip = |name: &str| {
-            node.get_json(Some(ns), &["service", name])
-                .and_then(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
-                .unwrap_or_else(|| panic!("Service {name} has no ClusterIP"))
-        };
-        let (pg_ip, redis_ip) = (ip(pg_name), ip(redis_name));
-        super::dns::register(node, ns, pg_name, &pg_ip);
-        super::dns::register(node, ns, redis_name, &redis_ip);
-        (pg_ip, redis_ip)
+        (
+            service(node, ns, pg_name, 5432, self.pg.port),
+            service(node, ns, redis_name, 6379, self.redis_port),
+        )
     }
 
     /// Connections currently open to database `db` from anything but the test itself.
@@ -126,6 +99,26 @@ impl Backends {
     pub fn redis_log(&self) -> String {
         std::fs::read_to_string(self.redis_dir.path().join("redis.log")).unwrap_or_default()
     }
+}
+
+/// A selector-less Service `name` in `ns` (port `port`) whose Endpoints are `target` on the
+/// node's address, its name resolvable in pods; returns its ClusterIP.
+pub fn service(node: &Node, ns: &str, name: &str, port: u16, target: u16) -> String {
+    node.apply(
+        ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+             "spec": {"ports": [{"name": "tcp", "port": port, "targetPort": target}]}},
+            {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name},
+             "subsets": [{"addresses": [{"ip": node.node_ip}], "ports": [{"name": "tcp", "port": target}]}]}
+        ]}),
+    );
+    let ip = node
+        .get_json(Some(ns), &["service", name])
+        .and_then(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("Service {name} has no ClusterIP"));
+    super::dns::register(node, ns, name, &ip);
+    ip
 }
 
 fn start_redis(node: &Node) -> (Watchdog, u16, tempfile::TempDir) {
