@@ -43,6 +43,10 @@ pub struct Node {
     pub node_dir: Option<PathBuf>,
     /// containerd's socket on the node, for killing a container's process (fault tests).
     pub containerd_sock: Option<PathBuf>,
+    /// A command prefix that runs a command on the node of another cluster
+    /// (`DBINIT_NODE_EXEC`, e.g. `docker exec dbinit-control-plane` for kind), for the fault
+    /// tests there. Not run on these machines (no Docker).
+    pub node_exec: Option<Vec<String>>,
 }
 
 /// The repository root (README.md, deploy/, helm/).
@@ -96,6 +100,7 @@ impl Node {
                 "DBINIT_NODE_IP",
                 "DBINIT_NODE_DIR",
                 "DBINIT_CONTAINERD_SOCK",
+                "DBINIT_NODE_EXEC",
             ]
             .iter()
             .filter_map(|k| Some((k.to_string(), from_env(k)?)))
@@ -132,6 +137,9 @@ impl Node {
             node_ip,
             node_dir: vars.get("DBINIT_NODE_DIR").map(PathBuf::from),
             containerd_sock: vars.get("DBINIT_CONTAINERD_SOCK").map(PathBuf::from),
+            node_exec: vars
+                .get("DBINIT_NODE_EXEC")
+                .map(|v| v.split_whitespace().map(str::to_string).collect()),
         };
         node.ready_node()?;
         Ok(node)
@@ -240,11 +248,9 @@ impl Node {
     }
 
     /// Kills (SIGKILL) the main process of a pod's container through the node's containerd:
-    /// a crash the process cannot react to. Needs `DBINIT_CONTAINERD_SOCK`.
+    /// a crash the process cannot react to. Needs `DBINIT_CONTAINERD_SOCK` (this machine's
+    /// node) or `DBINIT_NODE_EXEC` (another cluster's node).
     pub fn kill_container(&self, ns: &str, pod: &str, container: &str) {
-        let sock = self.containerd_sock.as_ref().unwrap_or_else(|| {
-            panic!("killing a container needs the node's containerd: set DBINIT_CONTAINERD_SOCK")
-        });
         let p = self
             .get_json(Some(ns), &["pod", pod])
             .unwrap_or_else(|| panic!("pod {pod} is gone"));
@@ -257,17 +263,31 @@ impl Node {
             .and_then(|id| id.strip_prefix("containerd://"))
             .unwrap_or_else(|| panic!("no containerd id for {pod}/{container}: {p}"))
             .to_string();
-        let out = Command::new("ctr")
-            .arg("-a")
-            .arg(sock)
-            .args(["-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", &id])
-            .output()
-            .expect("run ctr");
+        let kill = ["-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", &id];
+        let out = match (&self.containerd_sock, self.on_node()) {
+            (Some(sock), _) => Command::new("ctr").arg("-a").arg(sock).args(kill).output(),
+            (None, Some(mut cmd)) => cmd.arg("ctr").args(kill).output(),
+            (None, None) => panic!(
+                "killing a container needs the node's containerd: DBINIT_CONTAINERD_SOCK (this \
+                 machine's node) or DBINIT_NODE_EXEC (e.g. `docker exec dbinit-control-plane`)"
+            ),
+        }
+        .expect("run ctr");
         assert!(
             out.status.success(),
             "ctr tasks kill {id}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Node {
+    /// A command that runs on another cluster's node (`DBINIT_NODE_EXEC`), when given.
+    pub fn on_node(&self) -> Option<Command> {
+        let prefix = self.node_exec.as_ref()?;
+        let mut c = Command::new(prefix.first()?);
+        c.args(&prefix[1..]);
+        Some(c)
     }
 }
 
