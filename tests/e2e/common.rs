@@ -9,20 +9,26 @@ use serde_json::{Value, json};
 
 /// One test's world.
 pub struct World {
-    /// The cluster.
-    pub node: &'static Node,
-    /// PostgreSQL and Redis for this test only.
-    pub db: Backends,
+    /// The test's namespace (dropped first, while the servers still run: dumped on failure,
+    /// then deleted).
+    pub ns: TestNs,
     /// A user's shell acting on `ns`.
     pub sh: Script,
     /// README.md.
     pub readme: Readme,
-    /// The test's namespace (dropped first: dumped on failure, then deleted).
-    pub ns: TestNs,
+    /// PostgreSQL and Redis for this test only.
+    pub db: Backends,
+    /// The cluster.
+    pub node: &'static Node,
+    /// One test at a time, whatever `--test-threads` says: the tests share one node, and a
+    /// bare Service name resolves in the namespace of the running test.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 /// A fresh world for a test named `prefix`.
 pub fn world(prefix: &str) -> World {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let node = Node::get();
     let ns = TestNs::new(node, prefix);
     let db = Backends::start(node);
@@ -33,6 +39,7 @@ pub fn world(prefix: &str) -> World {
         sh,
         readme: Readme::load(),
         ns,
+        _serial: serial,
     }
 }
 
