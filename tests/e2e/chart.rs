@@ -160,6 +160,7 @@ fn helm_install_with_readme_values_hook_job_app_ready_upgrade_test_and_broken_up
         "example app: pod create -> Ready, seconds (apiserver timestamps)",
         format!("{:?}", w.ns.ready_seconds(&selector)),
     );
+    w.assert_built_image(&selector, "dbinit");
     for m in w.termination_messages(&selector, "dbinit") {
         assert!(
             m.starts_with("ok"),

@@ -135,6 +135,38 @@ impl World {
         }));
     }
 
+    /// Every container `container` of the pods matching `selector` ran the image this run
+    /// built (its image ID is the archive's config digest).
+    pub fn assert_built_image(&self, selector: &str, container: &str) {
+        let want = dbinit_tests::node::built_image_id();
+        let pods = self.ns.pods(selector);
+        assert!(!pods.is_empty(), "no pods with {selector}");
+        for p in pods {
+            let statuses: Vec<Value> = p["status"]["initContainerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(
+                    p["status"]["containerStatuses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten(),
+                )
+                .filter(|s| s["name"] == container)
+                .cloned()
+                .collect();
+            assert!(!statuses.is_empty(), "no container {container}: {p}");
+            for s in statuses {
+                let id = s["imageID"].as_str().unwrap_or_default();
+                assert!(
+                    id.ends_with(&want),
+                    "{} ran image {id}, not the one built in this run ({want})",
+                    p["metadata"]["name"]
+                );
+            }
+        }
+    }
+
     /// Termination messages of the containers named `container` in pods matching `selector`.
     pub fn termination_messages(&self, selector: &str, container: &str) -> Vec<String> {
         self.ns

@@ -98,6 +98,12 @@ fn readme_deploy_commands_job_completes_and_rerun_works() {
     );
     w.assert_applied_once("agentic_deals", &builtin_versions());
     w.assert_no_lock();
+    let container = crate::common::repo_yaml("deploy/job.yaml")["spec"]["template"]["spec"]
+        ["containers"][0]["name"]
+        .as_str()
+        .expect("container name")
+        .to_string();
+    w.assert_built_image("job-name", &container);
     let jobs = w.ns.get(&["jobs"]).expect("jobs");
     let status_cm = jobs["items"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()

@@ -86,6 +86,7 @@ fn readme_init_snippet_running_dbinit_run_in_20_replicas_applies_each_migration_
         "a seed applied twice"
     );
     w.assert_no_lock();
+    w.assert_built_image("app=app20", "dbinit");
     let messages = w.termination_messages("app=app20", "dbinit");
     assert_eq!(
         messages.len(),

@@ -291,6 +291,43 @@ impl Node {
     }
 }
 
+/// The image ID (config digest, `sha256:...`) of the image this run built: the OCI archive
+/// `DBINIT_IMAGE_ARCHIVE` (as `make e2e` exports it), else target/image/dbinit.oci.tar. Pods
+/// whose container status shows another ID ran a stale image.
+pub fn built_image_id() -> String {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let archive = std::env::var_os("DBINIT_IMAGE_ARCHIVE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target/image/dbinit.oci.tar"));
+        let blob = |name: &str| -> Value {
+            let out = Command::new("tar")
+                .arg("-xOf")
+                .arg(&archive)
+                .arg(name)
+                .output()
+                .expect("run tar");
+            assert!(
+                out.status.success(),
+                "no image archive at {} ({name}): run `make image` (make e2e does)",
+                archive.display()
+            );
+            serde_json::from_slice(&out.stdout).expect("OCI JSON")
+        };
+        let index = blob("index.json");
+        let manifest = index["manifests"][0]["digest"]
+            .as_str()
+            .expect("manifest digest")
+            .replace(':', "/");
+        let m = blob(&format!("blobs/{manifest}"));
+        m["config"]["digest"]
+            .as_str()
+            .expect("config digest")
+            .to_string()
+    })
+    .clone()
+}
+
 /// Runs `cmd` with `input` on its stdin; returns its output.
 pub fn pipe(cmd: &mut Command, input: &str) -> Output {
     use std::io::Write;
