@@ -6,10 +6,16 @@
 //! namespace, dumped (objects, events, descriptions, logs) when it fails and deleted after unless
 //! `DBINIT_TEST_KEEP=1`. Without a reachable cluster every test fails with the reason.
 //!
+//! The node has no cluster DNS; the harness answers the test namespace's Service names on the
+//! pods' resolver address (tests/harness/node/dns.py), as cluster DNS would, so README's
+//! `postgres`/`redis` resolve. Tests take turns (one node, one namespace's names at a time).
+//!
 //! Any other cluster works the same given `KUBECONFIG`, `DBINIT_NODE_IP` (an address of this
-//! machine the pods can reach, e.g. kind's docker network gateway) and the image loaded onto its
-//! nodes as `dbinit:dev`; see `dbinit_tests::node`. Figures go to stdout and
-//! target/e2e-figures.txt.
+//! machine the pods can reach, e.g. kind's docker network gateway; PostgreSQL and Redis then
+//! listen there), the image loaded onto its nodes as `dbinit:dev`, and for the fault tests
+//! `DBINIT_NODE_EXEC` (e.g. `docker exec dbinit-control-plane`); see `dbinit_tests::node`.
+//! Pods must run the image of `DBINIT_IMAGE_ARCHIVE` (default target/image/dbinit.oci.tar).
+//! Figures go to stdout (`--nocapture`) and target/e2e-figures.txt.
 
 #[path = "e2e/chart.rs"]
 mod chart;
