@@ -18,6 +18,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 mod kube_api;
 pub mod manifest;
 pub mod node;
+pub mod tls;
 pub use kube_api::KubeApi;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
