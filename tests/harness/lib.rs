@@ -591,7 +591,7 @@ pub fn command(name: &str) -> Command {
     let mut c = Command::new(bin(name));
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
+        .env("DBINIT_LOG", "info")
         .stdin(Stdio::null());
     c
 }
