@@ -118,7 +118,7 @@ pub fn classify(e: &redis::RedisError) -> Class {
         Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN") => return Class::Transient,
         _ => {}
     }
-    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || tls_rejected(e) {
         Class::Refused
     } else if e.is_io_error()
         || e.is_connection_refusal()
@@ -129,6 +129,21 @@ pub fn classify(e: &redis::RedisError) -> Class {
     } else {
         Class::Other
     }
+}
+
+/// A TLS handshake that failed on a certificate or a protocol mismatch: waiting will not fix
+/// it. The redis crate wraps rustls' error in an `io::Error` that hides it from
+/// `source()`, so its fixed rustls text is what there is to go by.
+fn tls_rejected(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    e.is_io_error()
+        && [
+            "invalid peer certificate",
+            "peer is incompatible",
+            "received fatal alert",
+        ]
+        .iter()
+        .any(|t| text.contains(t))
 }
 
 /// What a failed attempt means for an operator: which setting to fix for an auth error.
