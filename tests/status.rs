@@ -235,3 +235,59 @@ fn an_invalid_index_left_by_a_no_transaction_file_has_its_own_code() {
         out.stderr
     );
 }
+
+#[test]
+fn crlf_checkout_is_reported_as_line_endings_with_the_fix() {
+    let pg = Pg::start_new();
+    let db = "crlf";
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let v1 = "CREATE TABLE one (id int);\nCREATE TABLE two (id int);\n";
+    let seed = "INSERT INTO one VALUES (1);\n";
+    write(d, "V1__one.sql", v1);
+    std::fs::create_dir(d.join("seeds")).expect("mkdir");
+    std::fs::write(d.join("seeds/001_one.sql"), seed).expect("write seed");
+    assert_eq!(run(dbinit(&pg, db, d, &["run"])).code, Some(0));
+
+    // What git core.autocrlf does on Windows.
+    write(d, "V1__one.sql", &v1.replace('\n', "\r\n"));
+    let out = run(dbinit(&pg, db, d, &["run"]));
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("differs from the applied one only in its line endings")
+            && out.stderr.contains("the file has CRLF")
+            && out.stderr.contains("eol=lf"),
+        "{}",
+        out.stderr
+    );
+    let (out, json) = status(&pg, db, d);
+    assert_eq!(out.code, Some(6), "{}", out.all_output());
+    assert_eq!(json["migrations"][0]["state"], "edited");
+    assert_eq!(json["migrations"][0]["cause"], "line_endings");
+
+    // A real edit stays an ordinary edit.
+    write(d, "V1__one.sql", "CREATE TABLE one (id bigint);\n");
+    let out = run(dbinit(&pg, db, d, &["run"]));
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    assert!(out.stderr.contains("was edited"), "{}", out.stderr);
+    write(d, "V1__one.sql", v1);
+
+    // A seed whose final newline was dropped would run again (seeds are keyed by content):
+    // a divergence instead, and the seed is not applied twice.
+    std::fs::write(d.join("seeds/001_one.sql"), seed.trim_end()).expect("write seed");
+    let out = run(dbinit(&pg, db, d, &["run"]));
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("seed 001_one.sql differs from the applied one only in a newline"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(pg.psql(db, "SELECT count(*) FROM one"), "1");
+    let (_, json) = status(&pg, db, d);
+    assert_eq!(json["seeds"][0]["cause"], "trailing_newline");
+
+    std::fs::write(d.join("seeds/001_one.sql"), seed).expect("write seed");
+    assert_eq!(run(dbinit(&pg, db, d, &["run"])).code, Some(0));
+}

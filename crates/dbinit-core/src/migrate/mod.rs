@@ -17,6 +17,7 @@ use crate::ready::{self, Context, PgReady};
 use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
 
 pub mod apply;
+pub mod drift;
 pub mod history;
 pub mod lock;
 pub mod plan;

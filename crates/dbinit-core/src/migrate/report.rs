@@ -296,9 +296,13 @@ impl StatusReport {
                 out.push_str("  (none)\n");
             }
             for e in entries {
+                let state = match e.cause {
+                    Some(c) => format!("{} ({})", e.state.as_str(), c.as_str()),
+                    None => e.state.as_str().to_string(),
+                };
                 out.push_str(&format!(
                     "  {:<8} {:<40} {}\n",
-                    e.state.as_str(),
+                    state,
                     e.name,
                     e.applied_on.as_deref().unwrap_or("")
                 ));
