@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use crate::secret::Secret;
 
+/// Where an image built `FROM dbinit` puts its own migrations (`COPY migrations /migrations`).
+pub const IMAGE_MIGRATIONS_DIR: &str = "/migrations";
+
 /// PostgreSQL connection options, as an operator sets them in a pod spec.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "PostgreSQL")]
@@ -249,6 +252,7 @@ pub struct ConnArgs {
 pub struct MigrateArgs {
     /// Directory of migrations (V1__name.sql) to use instead of the set built into the
     /// binary, e.g. a mounted ConfigMap; seeds are read from its seeds/ subdirectory
+    /// [default: /migrations if it exists, else the set built in]
     #[arg(
         long,
         env = "DBINIT_MIGRATIONS_DIR",
@@ -256,6 +260,10 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub migrations_dir: Option<PathBuf>,
+    /// The directory an image built `FROM dbinit` copies its migrations to; used when it
+    /// exists and no migrations directory is given. A field so tests can point it elsewhere.
+    #[arg(skip = PathBuf::from(IMAGE_MIGRATIONS_DIR))]
+    pub image_migrations_dir: PathBuf,
     /// Directory of seed files [default: MIGRATIONS_DIR/seeds]
     #[arg(
         long,

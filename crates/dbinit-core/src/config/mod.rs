@@ -200,8 +200,21 @@ fn resolve_log(
 
 /// Checks the migration options and loads the migration set.
 pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
-    let set = match &a.migrations_dir {
-        Some(d) => MigrationSet::from_dir(d, a.seeds_dir.as_deref())?,
+    let seeds_dir = set(a.seeds_dir);
+    let dir = match set(a.migrations_dir) {
+        Some(d) => Some(d),
+        // An image built FROM dbinit with `COPY migrations /migrations` switches by itself.
+        None if a.image_migrations_dir.is_dir() => {
+            tracing::info!(
+                "migrations from {} (image directory)",
+                a.image_migrations_dir.display()
+            );
+            Some(a.image_migrations_dir)
+        }
+        None => None,
+    };
+    let migrations = match &dir {
+        Some(d) => MigrationSet::from_dir(d, seeds_dir.as_deref())?,
         None => MigrationSet::embedded()?,
     };
     let lock_timeout = duration_setting(
@@ -210,16 +223,18 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         Duration::from_secs(600),
     )?;
     Ok(MigrateSettings {
-        set,
+        set: migrations,
         history: TableName::parse(
             "DBINIT_HISTORY_TABLE (--history-table)",
-            a.history_table
+            set(a.history_table)
                 .as_deref()
                 .unwrap_or("refinery_schema_history"),
         )?,
         seeds_table: TableName::parse(
             "DBINIT_SEEDS_TABLE (--seeds-table)",
-            a.seeds_table.as_deref().unwrap_or("dbinit_seed_history"),
+            set(a.seeds_table)
+                .as_deref()
+                .unwrap_or("dbinit_seed_history"),
         )?,
         lock_timeout,
         db_owner: a.db_owner.filter(|o| !o.is_empty()),

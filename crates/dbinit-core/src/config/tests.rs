@@ -414,3 +414,33 @@ fn a_lone_redis_port_never_configures_redis() {
     a.redis.redis_db = Some("1".into());
     assert!(err(a).contains("REDIS_HOST"));
 }
+
+#[test]
+fn the_image_migrations_directory_is_used_when_it_exists() {
+    use crate::migrate::set::Source;
+    let image = tempfile::tempdir().expect("tmp");
+    std::fs::write(image.path().join("V1__own.sql"), "SELECT 1;").expect("write");
+    let with = |dir: Option<&std::path::Path>, image_dir: &std::path::Path| MigrateArgs {
+        migrations_dir: dir.map(Into::into),
+        image_migrations_dir: image_dir.into(),
+        ..MigrateArgs::default()
+    };
+    let m = resolve_migrate(with(None, image.path())).expect("image dir");
+    assert_eq!(m.set.source, Source::Dir(image.path().into()));
+    assert_eq!(m.set.migrations.len(), 1);
+    // An explicit directory wins; an absent image directory means the built-in set.
+    let other = tempfile::tempdir().expect("tmp");
+    let m = resolve_migrate(with(Some(other.path()), image.path())).expect("explicit");
+    assert_eq!(m.set.source, Source::Dir(other.path().into()));
+    let m = resolve_migrate(with(None, &image.path().join("absent"))).expect("built in");
+    assert_eq!(m.set.source, Source::Embedded);
+    // A bad file there is exit 2 naming the directory and the file.
+    std::fs::write(image.path().join("V2_bad.sql"), "SELECT 1;").expect("write");
+    let e = resolve_migrate(with(None, image.path()))
+        .expect_err("bad name")
+        .0;
+    assert!(
+        e.contains("V2_bad.sql") && e.contains(&image.path().display().to_string()),
+        "{e}"
+    );
+}
