@@ -296,7 +296,7 @@ fn bad_configuration_exits_2_naming_the_variable() {
             vec![kv("DBINIT_BACKOFF_MAX", "1 week")],
             "DBINIT_BACKOFF_MAX",
         ),
-        (vec![kv("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (vec![kv("DBINIT_LOG_FORMAT", "xml")], "DBINIT_LOG_FORMAT"),
         (
             vec![kv("REDIS_HOST", "r"), kv("REDIS_PORT", "six")],
             "REDIS_PORT",

@@ -18,6 +18,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 mod kube_api;
 pub mod manifest;
 pub mod node;
+pub mod tls;
 pub use kube_api::KubeApi;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -590,7 +591,7 @@ pub fn command(name: &str) -> Command {
     let mut c = Command::new(bin(name));
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
+        .env("DBINIT_LOG", "info")
         .stdin(Stdio::null());
     c
 }

@@ -74,6 +74,11 @@ struct StatusCmd {
     /// Output format
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// Exit with a code that says what status found, for CI gates and `helm test`: 0 up to
+    /// date, 10 pending, 6 diverged (edited, missing or out-of-order migration), 11 the
+    /// database is ahead of this binary, 12 an INVALID index left by a no-transaction file
+    #[arg(long, env = "DBINIT_STATUS_EXIT_CODE", hide_env_values = true)]
+    exit_code: bool,
 }
 
 /// Resolves configuration and initialises logging; a bad configuration ends the process
@@ -219,7 +224,23 @@ async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {
                 Output::Text => report.text(),
             };
             println!("{}", text.trim_end());
-            ExitCode::Ok
+            if !c.exit_code {
+                return ExitCode::Ok;
+            }
+            let code = report.verdict.exit_code();
+            let line = report.verdict_line();
+            if code == ExitCode::Ok {
+                tracing::info!(exit_code = 0, "{line}");
+            } else {
+                tracing::error!(exit_code = code as u8, kind = code.as_str(), "{line}");
+            }
+            let message = if code == ExitCode::Ok {
+                format!("ok: {line}")
+            } else {
+                format!("{} (exit {}): {line}", code.as_str(), code as u8)
+            };
+            outcome::write_termination_message(&out, &message);
+            code
         }
         Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
     }

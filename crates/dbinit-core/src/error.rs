@@ -39,6 +39,14 @@ pub enum ExitCode {
     Lock = 7,
     /// Interrupted by SIGTERM or SIGINT; open work was rolled back.
     Interrupted = 8,
+    /// `dbinit status --exit-code`: migrations or seeds are pending.
+    Pending = 10,
+    /// `dbinit status --exit-code`: the database has migrations newer than this binary's set
+    /// (a newer release migrated it).
+    Ahead = 11,
+    /// `dbinit status --exit-code`: an INVALID index left by an interrupted no-transaction
+    /// migration.
+    InvalidIndex = 12,
 }
 
 impl ExitCode {
@@ -68,6 +76,9 @@ impl ExitCode {
             Self::Diverged => "diverged",
             Self::Lock => "lock",
             Self::Interrupted => "interrupted",
+            Self::Pending => "pending",
+            Self::Ahead => "ahead",
+            Self::InvalidIndex => "invalid-index",
         }
     }
 
@@ -83,14 +94,23 @@ impl ExitCode {
             Self::Diverged => "the migration set diverges from the database",
             Self::Lock => "lock not acquired in time",
             Self::Interrupted => "interrupted by SIGTERM/SIGINT",
+            Self::Pending => "status --exit-code: migrations or seeds are pending",
+            Self::Ahead => "status --exit-code: the database is ahead of this binary",
+            Self::InvalidIndex => {
+                "status --exit-code: an INVALID index left by a no-transaction migration"
+            }
         }
     }
+
+    /// The codes only `dbinit status --exit-code` uses, beside 0, 6 (drift) and the usual
+    /// failures.
+    pub const STATUS: [ExitCode; 3] = [Self::Pending, Self::Ahead, Self::InvalidIndex];
 
     /// The table as `--help` prints it, one code per line.
     pub fn help() -> String {
         let mut s = String::from("Exit codes:\n");
-        for c in Self::ALL {
-            s.push_str(&format!("  {}  {}\n", c as u8, c.summary()));
+        for c in Self::ALL.iter().chain(&Self::STATUS) {
+            s.push_str(&format!("  {}  {}\n", *c as u8, c.summary()));
         }
         s
     }

@@ -186,7 +186,7 @@ pub async fn wait_for_redis(
     backoff: Backoff,
     deadline: Instant,
 ) -> Result<()> {
-    let label = format!("Redis at {}:{} (db {})", r.host, r.port, r.db);
+    let label = format!("Redis at {} (db {})", r.address(), r.db);
     let res = retry_until("redis", deadline, backoff, |left| async move {
         crate::redis::ping(r, connect_timeout.min(left))
             .await
@@ -200,7 +200,7 @@ pub async fn wait_for_redis(
     .await;
     match res {
         Ok(()) => {
-            info!(host = %r.host, port = r.port, "redis is ready");
+            info!(address = %r.address(), "redis is ready");
             Ok(())
         }
         Err(g) => Err(gave_up(label, g)),

@@ -1,10 +1,13 @@
 //! Redis: where it is ([`RedisSettings`]), checking that it answers PING after AUTH, and
 //! what a failure means.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo,
+};
 
 use crate::retry::Class;
 use crate::secret::Secret;
@@ -16,19 +19,37 @@ pub struct RedisSettings {
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// TLS (`rediss://`).
+    /// Unix socket (`redis+unix:///path`); `host` and `port` are then unused.
+    pub socket: Option<PathBuf>,
+    /// TLS (`rediss://`, `valkeys://`).
     pub tls: bool,
+    /// CA bundle (PEM) for TLS instead of the system roots (`REDIS_SSLROOTCERT`).
+    pub sslrootcert: Option<PathBuf>,
     /// ACL user name.
     pub username: Option<String>,
     /// Password for AUTH.
     pub password: Option<Secret>,
     /// Logical database selected after AUTH.
     pub db: i64,
+    /// Speak RESP3 (`?protocol=resp3`): HELLO 3 instead of AUTH.
+    pub resp3: bool,
+}
+
+impl RedisSettings {
+    /// Where the server is, for messages: `host:port` or the socket's path.
+    pub fn address(&self) -> String {
+        match &self.socket {
+            Some(p) => p.display().to_string(),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
 }
 
 /// Connects (TLS for `rediss://`), authenticates, selects the database and sends PING.
 pub async fn ping(r: &RedisSettings, timeout: Duration) -> redis::RedisResult<()> {
-    let addr = if r.tls {
+    let addr = if let Some(p) = &r.socket {
+        ConnectionAddr::Unix(p.clone())
+    } else if r.tls {
         ConnectionAddr::TcpTls {
             host: r.host.clone(),
             port: r.port,
@@ -40,6 +61,11 @@ pub async fn ping(r: &RedisSettings, timeout: Duration) -> redis::RedisResult<()
     };
     let mut settings = RedisConnectionInfo::default()
         .set_db(r.db)
+        .set_protocol(if r.resp3 {
+            ProtocolVersion::RESP3
+        } else {
+            ProtocolVersion::RESP2
+        })
         // CLIENT SETINFO costs a round trip and tells the server nothing it needs.
         .set_skip_set_lib_name();
     if let Some(p) = &r.password {
@@ -49,7 +75,25 @@ pub async fn ping(r: &RedisSettings, timeout: Duration) -> redis::RedisResult<()
         settings = settings.set_username(u);
     }
     let info = addr.into_connection_info()?.set_redis_settings(settings);
-    let client = redis::Client::open(info)?;
+    let client = match (&r.sslrootcert, r.tls) {
+        (Some(ca), true) => {
+            let root_cert = std::fs::read(ca).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "cannot read REDIS_SSLROOTCERT",
+                    format!("{}: {e}", ca.display()),
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )?
+        }
+        _ => redis::Client::open(info)?,
+    };
     let timeout = timeout.max(Duration::from_millis(10));
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -74,7 +118,7 @@ pub fn classify(e: &redis::RedisError) -> Class {
         Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN") => return Class::Transient,
         _ => {}
     }
-    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || tls_rejected(e) {
         Class::Refused
     } else if e.is_io_error()
         || e.is_connection_refusal()
@@ -85,6 +129,21 @@ pub fn classify(e: &redis::RedisError) -> Class {
     } else {
         Class::Other
     }
+}
+
+/// A TLS handshake that failed on a certificate or a protocol mismatch: waiting will not fix
+/// it. The redis crate wraps rustls' error in an `io::Error` that hides it from
+/// `source()`, so its fixed rustls text is what there is to go by.
+fn tls_rejected(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    e.is_io_error()
+        && [
+            "invalid peer certificate",
+            "peer is incompatible",
+            "received fatal alert",
+        ]
+        .iter()
+        .any(|t| text.contains(t))
 }
 
 /// What a failed attempt means for an operator: which setting to fix for an auth error.

@@ -1,4 +1,4 @@
-//! Logging, initialised once: a filter (`RUST_LOG`, default `info`), text or JSON on stderr.
+//! Logging, initialised once: a filter (`DBINIT_LOG`, default `info`), text or JSON on stderr.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -29,8 +29,17 @@ impl LogFormat {
 pub struct LogSettings {
     /// Text or JSON.
     pub format: LogFormat,
-    /// `RUST_LOG`-style filter; `info` when unset.
+    /// `RUST_LOG`-style filter, already checked by [`check_filter`]; `info` when unset.
     pub filter: Option<String>,
+}
+
+/// Checks a filter (`info`, `warn,dbinit_core=debug`); the error says what is wrong.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    EnvFilter::builder()
+        .with_regex(false)
+        .parse(filter)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Installs the global subscriber. Safe to call twice (the second call is ignored), so an

@@ -6,14 +6,27 @@ use std::path::PathBuf;
 
 use crate::secret::Secret;
 
+/// Where an image built `FROM dbinit` puts its own migrations (`COPY migrations /migrations`).
+pub const IMAGE_MIGRATIONS_DIR: &str = "/migrations";
+
 /// PostgreSQL connection options, as an operator sets them in a pod spec.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "PostgreSQL")]
 pub struct PostgresArgs {
     /// Connection URL (postgres://user:password@host:port/db?sslmode=require); the
-    /// POSTGRES_* settings fill in what it leaves out and must agree with what it says
+    /// POSTGRES_* settings fill in what it leaves out and must agree with what it says.
+    /// Parameters: sslmode, sslrootcert, sslcert, sslkey, options, application_name,
+    /// connect_timeout, target_session_attrs; any other libpq parameter is an error
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
+    /// File holding the connection URL, e.g. a mounted Secret (not with DATABASE_URL)
+    #[arg(
+        long,
+        env = "DATABASE_URL_FILE",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub database_url_file: Option<PathBuf>,
     /// Server host name or address [default: localhost]
     #[arg(
         long,
@@ -67,7 +80,8 @@ pub struct PostgresArgs {
     )]
     pub postgres_maintenance_db: Option<String>,
     /// TLS: disable, prefer (encrypt if offered), require (encrypt, no verification),
-    /// verify-full (encrypt, verify chain and host name) [default: prefer]
+    /// verify-ca (encrypt, verify the chain), verify-full (encrypt, verify chain and host
+    /// name) [default: prefer]
     #[arg(
         long,
         env = "POSTGRES_SSLMODE",
@@ -75,7 +89,7 @@ pub struct PostgresArgs {
         hide_env_values = true
     )]
     pub postgres_sslmode: Option<String>,
-    /// PEM file of CA certificates for verify-full [default: the system roots]
+    /// PEM file of CA certificates for verify-ca and verify-full [default: the system roots]
     #[arg(
         long,
         env = "POSTGRES_SSLROOTCERT",
@@ -83,6 +97,22 @@ pub struct PostgresArgs {
         hide_env_values = true
     )]
     pub postgres_sslrootcert: Option<PathBuf>,
+    /// PEM file with a client certificate, for `cert` authentication (with POSTGRES_SSLKEY)
+    #[arg(
+        long,
+        env = "POSTGRES_SSLCERT",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub postgres_sslcert: Option<PathBuf>,
+    /// PEM file with the client certificate's private key; mode 0600 (0640 if owned by root)
+    #[arg(
+        long,
+        env = "POSTGRES_SSLKEY",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub postgres_sslkey: Option<PathBuf>,
 }
 
 /// Redis connection options. Redis is checked only when REDIS_URL or REDIS_HOST (or a
@@ -90,7 +120,8 @@ pub struct PostgresArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Redis (checked only when configured)")]
 pub struct RedisArgs {
-    /// Redis URL: redis://[user:password@]host[:port][/db], or rediss:// for TLS
+    /// Redis URL: redis://[user:password@]host[:port][/db][?protocol=resp3], rediss:// for
+    /// TLS, valkey:// and valkeys:// alike, or redis+unix:///path/to/socket[?db=N]
     #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
     /// Redis host (alternative to REDIS_URL)
@@ -127,6 +158,14 @@ pub struct RedisArgs {
     /// Redis logical database number [default: 0]
     #[arg(long, env = "REDIS_DB", value_name = "N", hide_env_values = true)]
     pub redis_db: Option<String>,
+    /// PEM file of CA certificates for rediss:// (a private CA) [default: the system roots]
+    #[arg(
+        long,
+        env = "REDIS_SSLROOTCERT",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub redis_sslrootcert: Option<PathBuf>,
 }
 
 /// How long and how often to wait for dependencies, and how to log.
@@ -173,14 +212,24 @@ pub struct WaitArgs {
         hide_env_values = true
     )]
     pub backoff_max: Option<String>,
-    /// Log format: text or json (filter with RUST_LOG) [default: text]
+    /// Log format: text or json [default: text]; LOG_FORMAT is read only for
+    /// compatibility, when DBINIT_LOG_FORMAT is unset and its value is text or json
     #[arg(
         long,
-        env = "LOG_FORMAT",
+        env = "DBINIT_LOG_FORMAT",
         value_name = "FORMAT",
         hide_env_values = true
     )]
     pub log_format: Option<String>,
+    /// Log filter, e.g. debug or info,dbinit_core=debug [default: info]; RUST_LOG is read
+    /// only for compatibility, when DBINIT_LOG is unset and its value is a plain level
+    #[arg(
+        long,
+        env = "DBINIT_LOG",
+        value_name = "FILTER",
+        hide_env_values = true
+    )]
+    pub log: Option<String>,
 }
 
 /// All connection and wait options; every command flattens this.
@@ -203,6 +252,7 @@ pub struct ConnArgs {
 pub struct MigrateArgs {
     /// Directory of migrations (V1__name.sql) to use instead of the set built into the
     /// binary, e.g. a mounted ConfigMap; seeds are read from its seeds/ subdirectory
+    /// [default: /migrations if it exists, else the set built in]
     #[arg(
         long,
         env = "DBINIT_MIGRATIONS_DIR",
@@ -210,6 +260,10 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub migrations_dir: Option<PathBuf>,
+    /// The directory an image built `FROM dbinit` copies its migrations to; used when it
+    /// exists and no migrations directory is given. A field so tests can point it elsewhere.
+    #[arg(skip = PathBuf::from(IMAGE_MIGRATIONS_DIR))]
+    pub image_migrations_dir: PathBuf,
     /// Directory of seed files [default: MIGRATIONS_DIR/seeds]
     #[arg(
         long,

@@ -1,11 +1,12 @@
 //! The process environment beyond clap's options, read here and only here: who we are, the
-//! system CA bundle, and how to log before the rest of the configuration is checked.
+//! system CA bundle, the un-namespaced logging variables other programs in the same pod set
+//! for themselves, and how to log before the rest of the configuration is checked.
 
 use std::path::PathBuf;
 
 use crate::telemetry::{LogFormat, LogSettings};
 
-/// What the environment says, typed; read once by [`Env::read`].
+/// What the environment says, typed; read once by [`Env::read`]. Empty values are unset.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     /// `POD_NAME` (the Downward API), else `HOSTNAME` (a pod's name too): who we are in
@@ -13,10 +14,15 @@ pub struct Env {
     pub host_identity: Option<String>,
     /// `SSL_CERT_FILE`: the CA bundle for `verify-full` when no `POSTGRES_SSLROOTCERT` is set.
     pub ssl_cert_file: Option<PathBuf>,
-    /// `RUST_LOG`: the log filter.
-    pub log_filter: Option<String>,
-    /// `LOG_FORMAT` as given, for logging an error raised before the options are checked.
+    /// `RUST_LOG`, which the application in the same pod usually sets for itself: honoured
+    /// only when it is a plain level (`debug`), with a warning; ignored otherwise.
+    pub rust_log: Option<String>,
+    /// `LOG_FORMAT`, the application's too: honoured only when it is `text` or `json`, with a
+    /// warning; ignored otherwise.
     pub log_format: Option<String>,
+    /// `DBINIT_LOG_FORMAT` as given, for logging an error raised before the options are
+    /// checked.
+    pub dbinit_log_format: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -29,21 +35,40 @@ impl Env {
         Self {
             host_identity: var("POD_NAME").or_else(|| var("HOSTNAME")),
             ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
-            log_filter: var("RUST_LOG"),
+            rust_log: var("RUST_LOG"),
             log_format: var("LOG_FORMAT"),
+            dbinit_log_format: var("DBINIT_LOG_FORMAT"),
         }
     }
 
-    /// Logging for errors raised before the configuration resolves: `LOG_FORMAT` when it is
-    /// valid, text otherwise.
+    /// `LOG_FORMAT` when dbinit understands it.
+    pub fn compat_log_format(&self) -> Option<LogFormat> {
+        self.log_format.as_deref().and_then(LogFormat::parse)
+    }
+
+    /// `RUST_LOG` when it is a plain level, which means the same to every program.
+    pub fn compat_log_filter(&self) -> Option<String> {
+        self.rust_log
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| {
+                ["error", "warn", "info", "debug", "trace", "off"]
+                    .contains(&l.to_ascii_lowercase().as_str())
+            })
+            .map(str::to_ascii_lowercase)
+    }
+
+    /// Logging for errors raised before the configuration resolves: `DBINIT_LOG_FORMAT` (or
+    /// `LOG_FORMAT`) when it is valid, text otherwise; level info.
     pub fn early_log(&self) -> LogSettings {
         LogSettings {
             format: self
-                .log_format
+                .dbinit_log_format
                 .as_deref()
                 .and_then(LogFormat::parse)
+                .or_else(|| self.compat_log_format())
                 .unwrap_or_default(),
-            filter: self.log_filter.clone(),
+            filter: None,
         }
     }
 }

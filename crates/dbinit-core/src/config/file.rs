@@ -24,7 +24,7 @@ pub struct FileConfig {
     /// `backoff:` section.
     #[serde(default)]
     pub backoff: FileBackoff,
-    /// Same as LOG_FORMAT.
+    /// Same as DBINIT_LOG_FORMAT.
     pub log_format: Option<String>,
 }
 
@@ -41,6 +41,8 @@ pub struct FilePostgres {
     pub maintenance_database: Option<String>,
     pub sslmode: Option<String>,
     pub sslrootcert: Option<PathBuf>,
+    pub sslcert: Option<PathBuf>,
+    pub sslkey: Option<PathBuf>,
 }
 
 /// `redis:` section of the YAML file.
@@ -54,6 +56,7 @@ pub struct FileRedis {
     pub password_file: Option<PathBuf>,
     pub db: Option<String>,
     pub tls: Option<bool>,
+    pub sslrootcert: Option<PathBuf>,
 }
 
 /// `backoff:` section of the YAML file.

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 pub mod args;
+mod duration;
 pub mod env;
 pub mod file;
 mod parse;
@@ -16,13 +17,15 @@ mod postgres_url;
 mod redis_url;
 #[cfg(test)]
 mod tests;
+mod tls_files;
 
 pub use args::{ConnArgs, MigrateArgs, OutcomeArgs};
+pub use duration::{DURATION_FORMS, parse_duration};
 pub use env::Env;
-pub use parse::{duration_setting, parse_duration};
+pub use parse::duration_setting;
 
 use file::FileConfig;
-use parse::{Named, duration, invalid, pick};
+use parse::{Named, duration, invalid, pick, set};
 use postgres_url::resolve_postgres;
 use redis_url::resolve_redis;
 
@@ -34,7 +37,7 @@ use crate::ready::WaitSettings;
 use crate::redis::RedisSettings;
 use crate::retry::Backoff;
 use crate::secret::Secret;
-use crate::telemetry::{LogFormat, LogSettings};
+use crate::telemetry::{self, LogFormat, LogSettings};
 
 /// A configuration error: always exit code 2, always naming the setting and the accepted form.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +89,6 @@ pub fn resolve(args: ConnArgs, env: &Env) -> Result<Settings> {
         None => FileConfig::default(),
     };
     let w = args.wait;
-    let log_format = match pick(w.log_format, "LOG_FORMAT", file.log_format, "log_format") {
-        Named {
-            value: Some(raw),
-            label,
-        } => LogFormat::parse(&raw).ok_or_else(|| invalid(label, &raw, "is not text or json"))?,
-        _ => LogFormat::Text,
-    };
     let backoff = Backoff {
         initial: duration(
             pick(
@@ -136,23 +132,89 @@ pub fn resolve(args: ConnArgs, env: &Env) -> Result<Settings> {
         backoff,
     };
     let mut warnings = Vec::new();
+    let log = resolve_log(w.log_format, w.log, file.log_format, env, &mut warnings)?;
     Ok(Settings {
         postgres: resolve_postgres(args.postgres, file.postgres, env, &mut warnings)?,
         redis: resolve_redis(args.redis, file.redis, &mut warnings)?,
         wait,
-        log: LogSettings {
-            format: log_format,
-            filter: env.log_filter.clone(),
-        },
+        log,
         host_identity: env.host_identity.clone(),
         warnings,
     })
 }
 
+/// dbinit's own logging settings, `DBINIT_LOG_FORMAT` and `DBINIT_LOG`. The un-namespaced
+/// `LOG_FORMAT` and `RUST_LOG` belong to the application sharing the pod spec: never fatal,
+/// honoured only when dbinit understands them, with a warning either way.
+fn resolve_log(
+    format: Option<String>,
+    filter: Option<String>,
+    file_format: Option<String>,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<LogSettings> {
+    let format = match pick(format, "DBINIT_LOG_FORMAT", file_format, "log_format") {
+        Named {
+            value: Some(raw),
+            label,
+        } => LogFormat::parse(&raw).ok_or_else(|| invalid(label, &raw, "is not text or json"))?,
+        _ => match (&env.log_format, env.compat_log_format()) {
+            (Some(raw), Some(f)) => {
+                warnings.push(format!("using LOG_FORMAT={raw:?} for dbinit's logs too; set DBINIT_LOG_FORMAT to choose them separately"));
+                f
+            }
+            (Some(raw), None) => {
+                warnings.push(format!("ignoring LOG_FORMAT={raw:?} (not text or json; dbinit's own setting is DBINIT_LOG_FORMAT)"));
+                LogFormat::Text
+            }
+            _ => LogFormat::Text,
+        },
+    };
+    let filter = match set(filter) {
+        Some(f) => {
+            telemetry::check_filter(&f).map_err(|e| {
+                invalid(
+                    "DBINIT_LOG",
+                    &f,
+                    &format!(
+                        "is not a log filter ({e}); examples: info, debug, warn,dbinit_core=debug"
+                    ),
+                )
+            })?;
+            Some(f)
+        }
+        None => match (&env.rust_log, env.compat_log_filter()) {
+            (Some(_), Some(level)) => {
+                warnings.push(format!("using RUST_LOG={level:?} for dbinit's logs too; set DBINIT_LOG to choose them separately"));
+                Some(level)
+            }
+            (Some(_), None) => {
+                warnings.push("ignoring RUST_LOG (it names other programs' modules; dbinit's own setting is DBINIT_LOG)".into());
+                None
+            }
+            _ => None,
+        },
+    };
+    Ok(LogSettings { format, filter })
+}
+
 /// Checks the migration options and loads the migration set.
 pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
-    let set = match &a.migrations_dir {
-        Some(d) => MigrationSet::from_dir(d, a.seeds_dir.as_deref())?,
+    let seeds_dir = set(a.seeds_dir);
+    let dir = match set(a.migrations_dir) {
+        Some(d) => Some(d),
+        // An image built FROM dbinit with `COPY migrations /migrations` switches by itself.
+        None if a.image_migrations_dir.is_dir() => {
+            tracing::info!(
+                "migrations from {} (image directory)",
+                a.image_migrations_dir.display()
+            );
+            Some(a.image_migrations_dir)
+        }
+        None => None,
+    };
+    let migrations = match &dir {
+        Some(d) => MigrationSet::from_dir(d, seeds_dir.as_deref())?,
         None => MigrationSet::embedded()?,
     };
     let lock_timeout = duration_setting(
@@ -161,16 +223,18 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         Duration::from_secs(600),
     )?;
     Ok(MigrateSettings {
-        set,
+        set: migrations,
         history: TableName::parse(
             "DBINIT_HISTORY_TABLE (--history-table)",
-            a.history_table
+            set(a.history_table)
                 .as_deref()
                 .unwrap_or("refinery_schema_history"),
         )?,
         seeds_table: TableName::parse(
             "DBINIT_SEEDS_TABLE (--seeds-table)",
-            a.seeds_table.as_deref().unwrap_or("dbinit_seed_history"),
+            set(a.seeds_table)
+                .as_deref()
+                .unwrap_or("dbinit_seed_history"),
         )?,
         lock_timeout,
         db_owner: a.db_owner.filter(|o| !o.is_empty()),

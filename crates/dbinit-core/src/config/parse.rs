@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ConfigError;
+use super::duration::{DURATION_FORMS, parse_duration};
 use crate::secret::Secret;
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -15,20 +16,51 @@ pub(super) struct Named<'a, T> {
     pub(super) label: &'a str,
 }
 
-/// The first of the flag/env value and the file value, with the label of its origin.
-pub(super) fn pick<'a, T>(
+/// A setting's raw value that may be empty: Helm templates and `envFrom` produce `VAR=""`
+/// all the time, and an empty value means "not set", for every optional setting.
+pub(super) trait Blank {
+    /// Whether the value is empty.
+    fn is_blank(&self) -> bool;
+}
+
+impl Blank for String {
+    fn is_blank(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Blank for PathBuf {
+    fn is_blank(&self) -> bool {
+        self.as_os_str().is_empty()
+    }
+}
+
+impl Blank for Secret {
+    fn is_blank(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+/// `None` for an empty value: the one rule that makes `VAR=""` mean unset.
+pub(super) fn set<T: Blank>(v: Option<T>) -> Option<T> {
+    v.filter(|v| !v.is_blank())
+}
+
+/// The first of the flag/env value and the file value, with the label of its origin; empty
+/// values count as unset.
+pub(super) fn pick<'a, T: Blank>(
     arg: Option<T>,
     env: &'a str,
     file: Option<T>,
     file_key: &'a str,
 ) -> Named<'a, T> {
-    match arg {
+    match set(arg) {
         Some(v) => Named {
             value: Some(v),
             label: env,
         },
         None => Named {
-            value: file,
+            value: set(file),
             label: file_key,
         },
     }
@@ -96,33 +128,12 @@ pub(super) fn service_link_warning(label: &str, raw: &str, port: u16, used: bool
     }
 }
 
-/// Parses `250ms`, `3s`, `5m`, `1h`, or a bare number of seconds (`30`).
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let s = raw.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    if !n.is_finite() || n < 0.0 {
-        return None;
-    }
-    let secs = match unit.trim() {
-        "" | "s" | "sec" | "secs" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
 /// A duration option given by flag or environment variable `env`: `default` when unset; a bad
 /// value is an error naming the variable and its flag.
 pub fn duration_setting(raw: Option<String>, env: &str, default: Duration) -> Result<Duration> {
     duration(
         Named {
-            value: raw,
+            value: set(raw),
             label: env,
         },
         default,
@@ -132,31 +143,20 @@ pub fn duration_setting(raw: Option<String>, env: &str, default: Duration) -> Re
 pub(super) fn duration(n: Named<'_, String>, default: Duration) -> Result<Duration> {
     match n.value {
         None => Ok(default),
-        Some(raw) => parse_duration(&raw).ok_or_else(|| {
-            invalid(
-                n.label,
-                &raw,
-                "is not a duration (examples: 500ms, 30s, 5m, or plain seconds)",
-            )
-        }),
+        Some(raw) => parse_duration(&raw)
+            .ok_or_else(|| invalid(n.label, &raw, &format!("is not {DURATION_FORMS}"))),
     }
 }
 
 pub(super) fn nonempty(n: Named<'_, String>) -> Result<Option<String>> {
-    match n.value {
-        Some(v) if v.is_empty() => Err(ConfigError(format!(
-            "{} is set but empty",
-            describe(n.label)
-        ))),
-        v => Ok(v),
-    }
+    Ok(set(n.value))
 }
 
 /// Reads a password file; one trailing newline (as `echo` and most editors leave) is dropped.
 pub(super) fn read_secret_file(label: &str, path: &Path) -> Result<Secret> {
     let mut s = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
-            "{}: cannot read password file {}: {e}",
+            "{}: cannot read the file {}: {e}",
             describe(label),
             path.display()
         ))
@@ -167,6 +167,13 @@ pub(super) fn read_secret_file(label: &str, path: &Path) -> Result<Secret> {
             s.pop();
         }
     }
+    if s.is_empty() {
+        return Err(ConfigError(format!(
+            "{}: the file {} is empty (expected the secret itself, one trailing newline allowed)",
+            describe(label),
+            path.display()
+        )));
+    }
     Ok(Secret::new(s))
 }
 
@@ -176,9 +183,9 @@ pub(super) fn password(
     literal_env: &str,
     file: Named<'_, PathBuf>,
 ) -> Result<Option<Secret>> {
-    match (literal, file.value) {
+    match (set(literal), file.value) {
         (Some(_), Some(_)) => Err(ConfigError(format!(
-            "{literal_env} and {} are both set; use one",
+            "{literal_env} and {} are both set; use one of them",
             describe(file.label)
         ))),
         (Some(p), None) => Ok(Some(p)),
@@ -201,4 +208,22 @@ pub(super) fn agree<T: PartialEq + std::fmt::Display>(
         (Some(a), _) => Ok(Some(a)),
         (None, b) => Ok(b),
     }
+}
+
+/// Decodes `%XX` escapes of a URL part; `None` for a broken escape or invalid UTF-8.
+pub(super) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }

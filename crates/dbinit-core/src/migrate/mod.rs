@@ -17,6 +17,7 @@ use crate::ready::{self, Context, PgReady};
 use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
 
 pub mod apply;
+pub mod drift;
 pub mod history;
 pub mod lock;
 pub mod plan;
@@ -26,7 +27,7 @@ pub mod sqlsplit;
 
 use history::DbState;
 use plan::Plan;
-use report::{RunReport, StatusReport};
+use report::{InvalidIndex, RunReport, StatusReport};
 use set::MigrationSet;
 
 /// Checked migration options.
@@ -259,15 +260,63 @@ async fn look(
 /// Reads the database and compares it with the set; changes nothing.
 pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusReport> {
     let ready = ready::wait_for_dependencies(ctx).await?;
-    let plan = if ready.on_target {
-        read_plan(&ready.client, m).await?.1
+    let (plan, invalid) = if ready.on_target {
+        let plan = read_plan(&ready.client, m).await?.1;
+        (plan, invalid_indexes(&ready.client, &m.set).await?)
     } else {
-        plan::plan(&m.set, &DbState::default())
+        (plan::plan(&m.set, &DbState::default()), Vec::new())
     };
     Ok(StatusReport::new(
         &ctx.settings.postgres.database,
         ready.on_target,
         &m.set,
         plan,
+        invalid,
     ))
+}
+
+/// INVALID indexes that the set's no-transaction migrations build (named in their
+/// `CREATE INDEX CONCURRENTLY` statements): what an interrupted build leaves behind.
+async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<InvalidIndex>> {
+    let mut built: Vec<(String, String)> = Vec::new();
+    for m in &set.migrations {
+        let sql = m.sql().unwrap_or_default();
+        if sqlsplit::is_no_transaction(sql) {
+            for st in sqlsplit::split(sql) {
+                if let Some(name) = sqlsplit::concurrent_index_name(st.text) {
+                    built.push((name, m.to_string()));
+                }
+            }
+        }
+    }
+    if built.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE NOT i.indisvalid AND c.relname = ANY($1) AND pg_table_is_visible(c.oid)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::Postgres {
+            action: "look for invalid indexes".into(),
+            source: PgError(e),
+        })?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let index: String = row.get(0);
+            let migration = built.iter().find(|(n, _)| *n == index)?.1.clone();
+            Some(InvalidIndex {
+                repair: format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                    postgres::sql::quote_ident(&index)
+                ),
+                index,
+                migration,
+            })
+        })
+        .collect())
 }

@@ -4,12 +4,35 @@
 
 use serde::Serialize;
 
+use super::drift::{DriftCause, whitespace_drift};
 use super::history::{AppliedMigration, DbState};
-use super::set::MigrationSet;
+use super::set::{MigrationSet, Seed};
+
+fn cause_words(c: DriftCause) -> &'static str {
+    match c {
+        DriftCause::LineEndings => "its line endings",
+        DriftCause::TrailingNewline => "a newline at the end of the file",
+        DriftCause::Bom => "a UTF-8 byte order mark",
+    }
+}
 
 /// Why the database and the set disagree in a way that must stop the run (exit 6).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Divergence {
+    /// An applied migration's (or seed's) file differs only in whitespace: line endings, a
+    /// final newline, a byte order mark. Still a divergence (CRLF in a string literal is
+    /// data), but named as what it is, with the fix.
+    #[error("{file} differs from the applied one only in {}: {what}; fix: {fix}", cause_words(*.cause))]
+    Whitespace {
+        /// `migration V3__name` or `seed 001_name.sql`.
+        file: String,
+        /// What differs.
+        cause: DriftCause,
+        /// In words.
+        what: String,
+        /// How to fix it.
+        fix: &'static str,
+    },
     /// An applied migration's file was edited after it ran.
     #[error(
         "migration V{version}__{name} was applied with checksum {applied} but the file now has checksum {file}: an applied migration was edited; restore the file and put the change in a new migration"
@@ -88,6 +111,9 @@ pub struct Entry {
     pub state: EntryState,
     /// When it was applied, if it was and the history says.
     pub applied_on: Option<String>,
+    /// For an edited entry whose difference is only whitespace: which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<DriftCause>,
 }
 
 /// The comparison: every entry, and what a run has to do.
@@ -157,11 +183,23 @@ fn disagreement(a: &AppliedMigration, m: &refinery::Migration) -> Option<Diverge
             renamed: format!(" (a file {m} has its version: was it renamed?)"),
         })
     } else if m.checksum() != a.checksum {
-        Some(Divergence::Edited {
-            version: a.version,
-            name: a.name.clone(),
-            applied: a.checksum,
-            file: m.checksum(),
+        let same = |variant: &str| {
+            refinery::Migration::unapplied(&m.to_string(), variant)
+                .is_ok_and(|v| v.checksum() == a.checksum)
+        };
+        Some(match whitespace_drift(m.sql().unwrap_or_default(), same) {
+            Some(d) => Divergence::Whitespace {
+                file: format!("migration {m}"),
+                cause: d.cause,
+                what: d.what,
+                fix: d.fix,
+            },
+            None => Divergence::Edited {
+                version: a.version,
+                name: a.name.clone(),
+                applied: a.checksum,
+                file: m.checksum(),
+            },
         })
     } else {
         None
@@ -193,6 +231,10 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
                 None => (EntryState::Applied, None),
             },
         };
+        let problem_cause = match &problem {
+            Some(Divergence::Whitespace { cause, .. }) => Some(*cause),
+            _ => None,
+        };
         if p.divergence.is_none() {
             p.divergence = problem;
         }
@@ -206,6 +248,7 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
                 name,
                 state,
                 applied_on: Some(a.applied_on.clone()),
+                cause: problem_cause,
             },
         ));
     }
@@ -234,6 +277,7 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
                 name: m.to_string(),
                 state: EntryState::Pending,
                 applied_on: None,
+                cause: None,
             },
         ));
     }
@@ -244,17 +288,41 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
             .seeds
             .iter()
             .any(|(n, c)| *n == s.name && *c == s.checksum);
-        if !applied {
-            p.seeds.push(i);
+        // A seed applied before with only other whitespace would run again (seeds are keyed
+        // by content) and could duplicate data: that is a divergence, not a pending seed.
+        let drift = (!applied)
+            .then(|| {
+                whitespace_drift(&s.sql, |v| {
+                    let h = Seed::new(&s.name, v).checksum;
+                    db.seeds.iter().any(|(n, c)| *n == s.name && *c == h)
+                })
+            })
+            .flatten();
+        let cause = drift.as_ref().map(|d| d.cause);
+        match drift {
+            Some(d) if p.divergence.is_none() => {
+                p.divergence = Some(Divergence::Whitespace {
+                    file: format!("seed {}", s.name),
+                    cause: d.cause,
+                    what: d.what,
+                    fix: d.fix,
+                });
+            }
+            Some(_) => {}
+            None if !applied => p.seeds.push(i),
+            None => {}
         }
         p.seed_entries.push(Entry {
             name: s.name.clone(),
             state: if applied {
                 EntryState::Applied
+            } else if cause.is_some() {
+                EntryState::Edited
             } else {
                 EntryState::Pending
             },
             applied_on: None,
+            cause,
         });
     }
     p

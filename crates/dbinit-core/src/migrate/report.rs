@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::plan::{Entry, EntryState, Plan};
 use super::set::{MigrationSet, Seed};
-use crate::error::Error;
+use crate::error::{Error, ExitCode};
 
 /// What a `run` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -111,7 +111,49 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// What `status` prints.
+/// The one-word result of `status`, which `--exit-code` turns into the exit code. Several
+/// can hold at once; the first in this order wins: diverged, invalid-index, pending, ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every migration and seed applied with matching checksums.
+    UpToDate,
+    /// Something is pending.
+    Pending,
+    /// An applied migration was edited or is missing, or one was added out of order.
+    Diverged,
+    /// The database has migrations newer than this set (a newer release).
+    Ahead,
+    /// An interrupted no-transaction migration left an INVALID index.
+    InvalidIndex,
+}
+
+impl Verdict {
+    /// The exit code of `status --exit-code`.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Self::UpToDate => ExitCode::Ok,
+            Self::Pending => ExitCode::Pending,
+            Self::Diverged => ExitCode::Diverged,
+            Self::Ahead => ExitCode::Ahead,
+            Self::InvalidIndex => ExitCode::InvalidIndex,
+        }
+    }
+}
+
+/// An INVALID index that a no-transaction migration builds: the trace of an interrupted
+/// `CREATE INDEX CONCURRENTLY`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidIndex {
+    /// The index.
+    pub index: String,
+    /// The migration that builds it.
+    pub migration: String,
+    /// The statement that drops it, so the migration can build it again.
+    pub repair: String,
+}
+
+/// What `status` prints; its JSON form is described by `status.schema.json` in this crate.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     /// The application's database.
@@ -124,23 +166,98 @@ pub struct StatusReport {
     pub target_version: Option<i32>,
     /// Checksum of the whole set.
     pub migration_set_checksum: String,
+    /// The result `--exit-code` reports.
+    pub verdict: Verdict,
+    /// The first divergence, in words, when the verdict is `diverged`.
+    #[serde(skip)]
+    pub divergence: Option<String>,
     /// Migrations, in version order (set and database merged).
     pub migrations: Vec<Entry>,
     /// Seeds, in name order.
     pub seeds: Vec<Entry>,
+    /// INVALID indexes that no-transaction migrations build.
+    pub invalid_indexes: Vec<InvalidIndex>,
 }
 
 impl StatusReport {
-    /// The report of `plan`, the comparison of `set` with `database`.
-    pub fn new(database: &str, exists: bool, set: &MigrationSet, plan: Plan) -> Self {
+    /// The report of `plan`, the comparison of `set` with `database`, and of the invalid
+    /// indexes found.
+    pub fn new(
+        database: &str,
+        exists: bool,
+        set: &MigrationSet,
+        plan: Plan,
+        invalid_indexes: Vec<InvalidIndex>,
+    ) -> Self {
+        let verdict = if plan.divergence.is_some() {
+            Verdict::Diverged
+        } else if !invalid_indexes.is_empty() {
+            Verdict::InvalidIndex
+        } else if !plan.is_empty() {
+            Verdict::Pending
+        } else if !plan.future.is_empty() {
+            Verdict::Ahead
+        } else {
+            Verdict::UpToDate
+        };
         Self {
             database: database.to_string(),
             exists,
             applied_version: plan.applied_version,
             target_version: set.target_version(),
             migration_set_checksum: set.checksum(),
+            verdict,
+            divergence: plan.divergence.as_ref().map(ToString::to_string),
             migrations: plan.migration_entries,
             seeds: plan.seed_entries,
+            invalid_indexes,
+        }
+    }
+
+    /// One line for `--exit-code`: why the code is what it is.
+    pub fn verdict_line(&self) -> String {
+        let pending: Vec<&str> = self.pending().collect();
+        match self.verdict {
+            Verdict::UpToDate => format!(
+                "up to date: database {:?} at version {}",
+                self.database,
+                self.applied_version.map_or("-".into(), |v| v.to_string())
+            ),
+            Verdict::Pending => {
+                let migrations = self
+                    .migrations
+                    .iter()
+                    .filter(|e| e.state == EntryState::Pending)
+                    .count();
+                format!(
+                    "pending: {} ({migrations} migration(s), {} seed(s))",
+                    pending.first().copied().unwrap_or_default(),
+                    pending.len() - migrations
+                )
+            }
+            Verdict::Diverged => format!(
+                "diverged: {}",
+                self.divergence
+                    .as_deref()
+                    .unwrap_or("the history differs from the set")
+            ),
+            Verdict::Ahead => format!(
+                "ahead: the database has {} applied by a newer release (this set ends at version {})",
+                self.migrations
+                    .iter()
+                    .filter(|e| e.state == EntryState::Future)
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.target_version.map_or("-".into(), |v| v.to_string())
+            ),
+            Verdict::InvalidIndex => {
+                let i = &self.invalid_indexes[0];
+                format!(
+                    "invalid index: {:?} (built by {}) is INVALID, left by an interrupted CREATE INDEX CONCURRENTLY; repair with `{};`",
+                    i.index, i.migration, i.repair
+                )
+            }
         }
     }
 
@@ -167,15 +284,25 @@ impl StatusReport {
             self.target_version.map_or("-".into(), |v| v.to_string()),
             self.migration_set_checksum
         );
+        for i in &self.invalid_indexes {
+            out.push_str(&format!(
+                "invalid index {:?} (built by {}): repair with `{};`\n",
+                i.index, i.migration, i.repair
+            ));
+        }
         for (title, entries) in [("migrations", &self.migrations), ("seeds", &self.seeds)] {
             out.push_str(&format!("{title}:\n"));
             if entries.is_empty() {
                 out.push_str("  (none)\n");
             }
             for e in entries {
+                let state = match e.cause {
+                    Some(c) => format!("{} ({})", e.state.as_str(), c.as_str()),
+                    None => e.state.as_str().to_string(),
+                };
                 out.push_str(&format!(
                     "  {:<8} {:<40} {}\n",
-                    e.state.as_str(),
+                    state,
                     e.name,
                     e.applied_on.as_deref().unwrap_or("")
                 ));

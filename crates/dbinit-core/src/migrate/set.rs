@@ -110,11 +110,15 @@ impl MigrationSet {
         source: Source,
     ) -> Result<Self, ConfigError> {
         let mut ms = Vec::new();
+        let place = match &source {
+            Source::Dir(d) => format!(" in {}", d.display()),
+            _ => String::new(),
+        };
         for (file, sql) in migrations {
             let stem = file.strip_suffix(".sql").unwrap_or(&file);
             let m = Migration::unapplied(stem, &sql).map_err(|e| {
                 ConfigError(format!(
-                    "migration file {file:?} is not named V{{version}}__{{name}}.sql ({e})"
+                    "migration file {file:?}{place} is not named V{{version}}__{{name}}.sql ({e})"
                 ))
             })?;
             ms.push(m);

@@ -17,16 +17,21 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Client, ConnectError> {
     let mut cfg = tokio_postgres::Config::new();
+    let timeout = pg.connect_timeout.unwrap_or(timeout);
     cfg.host(&pg.host)
         .port(pg.port)
         .user(&pg.user)
         .dbname(dbname)
-        .application_name(app_name)
+        .application_name(pg.application_name.as_deref().unwrap_or(app_name))
+        .target_session_attrs(pg.target_session_attrs)
         .connect_timeout(timeout.max(Duration::from_millis(10)))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30));
     if let Some(p) = &pg.password {
         cfg.password(p.expose());
+    }
+    if let Some(o) = &pg.options {
+        cfg.options(o);
     }
     let client = match pg.sslmode {
         SslMode::Disable => {

@@ -25,17 +25,29 @@ pub enum SslMode {
     Prefer,
     /// TLS or fail, without verification.
     Require,
+    /// TLS, certificate chain verified, host name not (a server certificate issued for
+    /// another name by the trusted CA is accepted).
+    VerifyCa,
     /// TLS, certificate chain and host name verified.
     VerifyFull,
 }
 
 impl SslMode {
+    /// The accepted values, for error messages.
+    pub const FORMS: &str = "disable, allow, prefer, require, verify-ca, verify-full";
+
+    /// Whether the server's certificate chain is verified.
+    pub fn verifies(self) -> bool {
+        matches!(self, Self::VerifyCa | Self::VerifyFull)
+    }
+
     /// Parses libpq's names (`allow` is taken as `prefer`).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "disable" => Self::Disable,
             "prefer" | "allow" => Self::Prefer,
             "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
             _ => return None,
         })
@@ -59,8 +71,19 @@ pub struct PostgresSettings {
     pub maintenance_database: String,
     /// TLS policy.
     pub sslmode: SslMode,
-    /// CA bundle for `verify-full` (`POSTGRES_SSLROOTCERT`).
+    /// CA bundle for `verify-ca`/`verify-full` (`POSTGRES_SSLROOTCERT`).
     pub sslrootcert: Option<PathBuf>,
+    /// Client certificate and its key (`POSTGRES_SSLCERT`, `POSTGRES_SSLKEY`), for
+    /// `cert` authentication; both or neither, checked when configuration resolves.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// libpq's `options` (`-c search_path=app`), sent to the server at connection start.
+    pub options: Option<String>,
+    /// libpq's `application_name` from `DATABASE_URL`, instead of dbinit's own.
+    pub application_name: Option<String>,
+    /// libpq's `connect_timeout` from `DATABASE_URL`, instead of `DBINIT_CONNECT_TIMEOUT`.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// libpq's `target_session_attrs`: `read-write` refuses a read-only server (a standby).
+    pub target_session_attrs: tokio_postgres::config::TargetSessionAttrs,
     /// The system CA bundle, used when `sslrootcert` is not set (`SSL_CERT_FILE`, else
     /// Debian's path).
     pub default_roots: PathBuf,

@@ -23,7 +23,7 @@ impl TableName {
             });
         if !ok {
             return Err(ConfigError(format!(
-                "invalid {label}: {raw:?} is not a table name (letters, digits, _; optionally schema.table)"
+                "invalid {label}: {raw:?} is not a table name (table or schema.table; each part letters, digits and _, not starting with a digit, at most 63 bytes)"
             )));
         }
         Ok(Self { parts })

@@ -1,0 +1,119 @@
+//! libpq parameters of `DATABASE_URL` that change what happens on the server, the new
+//! environment names of dbinit's own logging, and empty values, against a real PostgreSQL.
+
+use dbinit_tests::{PG_PASSWORD, Pg, Redis, RedisOpts, command, run};
+
+#[test]
+fn options_search_path_and_application_name_reach_the_server() {
+    let pg = Pg::start_new();
+    pg.psql("postgres", "CREATE DATABASE opts");
+    pg.psql("opts", "CREATE SCHEMA app");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("V1__deals.sql"),
+        "CREATE TABLE deals (id int);\n",
+    )
+    .expect("write");
+    let url = format!(
+        "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/opts?options=-c%20search_path%3Dapp&application_name=deals-migrate&connect_timeout=10",
+        pg.port
+    );
+    let mut c = command("dbinit");
+    c.arg("run")
+        .env("DATABASE_URL", &url)
+        .env("DBINIT_MIGRATIONS_DIR", dir.path())
+        .env("DBINIT_TIMEOUT", "30s")
+        .env("DBINIT_LOG", "debug");
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.all_output().contains(PG_PASSWORD));
+    // The table (and refinery's history, as with libpq) landed in the search_path's schema.
+    assert_eq!(
+        pg.psql(
+            "opts",
+            "SELECT to_regclass('app.deals') IS NOT NULL, to_regclass('public.deals') IS NULL"
+        ),
+        "t|t"
+    );
+
+    // application_name: visible in pg_stat_activity while dbinit waits for the lock.
+    pg.psql("postgres", "ALTER SYSTEM SET log_connections = on");
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    let mut c = command("dbinit");
+    c.arg("wait-deps").env("DATABASE_URL", &url);
+    assert_eq!(run(c).code, Some(0));
+    assert!(
+        pg.log().contains("application_name=deals-migrate"),
+        "the server saw another name"
+    );
+}
+
+#[test]
+fn empty_values_and_the_application_s_log_variables_are_harmless() {
+    let pg = Pg::start_new();
+    let mut c = command("dbinit");
+    c.arg("wait-deps")
+        .envs(pg.env())
+        // What Helm templates and envFrom produce for settings nobody set.
+        .env("REDIS_URL", "")
+        .env("DATABASE_URL", "")
+        .env("POSTGRES_SSLMODE", "")
+        .env("DBINIT_TIMEOUT", "")
+        // The application's own logging settings, shared through the same ConfigMap.
+        .env("LOG_FORMAT", "logfmt")
+        .env("RUST_LOG", "myapp=debug")
+        .env_remove("DBINIT_LOG");
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("postgres is ready"),
+        "not silenced: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("ignoring LOG_FORMAT"), "{}", out.stderr);
+    assert!(out.stderr.contains("ignoring RUST_LOG"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("redis"),
+        "empty REDIS_URL means no Redis: {}",
+        out.stderr
+    );
+
+    // dbinit's own names: JSON lines at debug level.
+    let mut c = command("dbinit");
+    c.arg("wait-deps")
+        .envs(pg.env())
+        .env("DBINIT_LOG_FORMAT", "json")
+        .env("DBINIT_LOG", "debug")
+        .env("LOG_FORMAT", "text");
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(lines.iter().all(|l| l.starts_with('{')), "{}", out.stderr);
+    assert!(out.stderr.contains("\"DEBUG\""), "{}", out.stderr);
+}
+
+#[test]
+fn go_durations_and_redis_protocol_resp3() {
+    let pg = Pg::start_new();
+    let redis = Redis::start(RedisOpts {
+        password: Some("resp3-pw".into()),
+    });
+    let mut c = command("dbinit");
+    c.arg("wait-deps")
+        .envs(pg.env())
+        .env(
+            "REDIS_URL",
+            format!(
+                "redis://:resp3-pw@127.0.0.1:{}/4?protocol=resp3",
+                redis.port
+            ),
+        )
+        .env("DBINIT_TIMEOUT", "1m30s")
+        .env("DBINIT_CONNECT_TIMEOUT", "2500ms")
+        .env("DBINIT_BACKOFF_INITIAL", "0.05")
+        .env("DBINIT_BACKOFF_MAX", "1s");
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
+    assert!(!out.all_output().contains("resp3-pw"));
+}
