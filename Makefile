@@ -121,6 +121,7 @@ kind-deploy: kind-load ## Deploy PostgreSQL, Redis, RBAC, the migration Job and 
 kind-test: ## The e2e suite on the kind cluster (pods reach the tests' servers at KIND_HOST_IP)
 	@mkdir -p target && kind get kubeconfig --name $(KIND_CLUSTER) > target/kind.kubeconfig
 	DBINIT_NODE_IP=$${KIND_HOST_IP:?set KIND_HOST_IP: the kind network gateway, where pods reach this host} \
+	DBINIT_NODE_EXEC='docker exec $(KIND_CLUSTER)-control-plane' \
 	  $(MAKE) --no-print-directory e2e KUBECONFIG=$(CURDIR)/target/kind.kubeconfig \
 	  IMAGE_LOADER='kind load image-archive --name $(KIND_CLUSTER)'
 
