@@ -221,6 +221,12 @@ fn corpus() -> Vec<Case> {
             env: &[("REDIS_URL", "redis://app:{encoded}@127.0.0.1:{redis}/x")],
             expect: &["REDIS_URL", "database number"]
         }
+        "redis url and url file" { env: &[("REDIS_URL_FILE", "{dir}/url")], expect: &["REDIS_URL", "REDIS_URL_FILE", "one of"] }
+        "redis url file: a bad URL inside" {
+            env: &[("REDIS_URL_FILE", "{dir}/bad-redis-url")],
+            unset: &["REDIS_URL"],
+            expect: &["REDIS_URL", "database number"]
+        }
         "redis url and host" { env: &[("REDIS_HOST", "127.0.0.1")], expect: &["REDIS_URL", "REDIS_HOST"] }
         "redis db: negative" {
             env: &[("REDIS_HOST", "127.0.0.1"), ("REDIS_DB", "-1")],
@@ -273,6 +279,7 @@ fn fixtures(dir: &Path, pki: &Pki) {
     w("latin1.pw", b"s\xe9same\n");
     w("empty.pw", b"");
     w("url", b"postgres://postgres@127.0.0.1/postgres\n");
+    w("bad-redis-url", "redis://:Ω@127.0.0.1:1/cache\n".as_bytes());
     w("unknown-key.yaml", b"postgres: {hots: db}\n");
     w("bad.yaml", b"postgres: [\n");
     w("bad-port.yaml", b"postgres: {port: abc}\n");

@@ -117,3 +117,36 @@ fn go_durations_and_redis_protocol_resp3() {
     assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
     assert!(!out.all_output().contains("resp3-pw"));
 }
+
+#[test]
+fn urls_from_mounted_secret_files() {
+    let pg = Pg::start_new();
+    let redis = Redis::start(RedisOpts {
+        password: Some("file-redis-pw".into()),
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let db_url = dir.path().join("database-url");
+    let redis_url = dir.path().join("redis-url");
+    std::fs::write(
+        &db_url,
+        format!(
+            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/postgres\n",
+            pg.port
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        &redis_url,
+        format!("valkey://:file-redis-pw@127.0.0.1:{}/1\n", redis.port),
+    )
+    .expect("write");
+    let mut c = command("dbinit");
+    c.arg("wait-deps")
+        .env("DATABASE_URL_FILE", &db_url)
+        .env("REDIS_URL_FILE", &redis_url)
+        .env("DBINIT_TIMEOUT", "20s");
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
+    assert!(!out.all_output().contains(PG_PASSWORD) && !out.all_output().contains("file-redis-pw"));
+}

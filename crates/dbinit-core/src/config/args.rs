@@ -124,6 +124,14 @@ pub struct RedisArgs {
     /// TLS, valkey:// and valkeys:// alike, or redis+unix:///path/to/socket[?db=N]
     #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// File holding the Redis URL, e.g. a mounted Secret (not with REDIS_URL)
+    #[arg(
+        long,
+        env = "REDIS_URL_FILE",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub redis_url_file: Option<PathBuf>,
     /// Redis host (alternative to REDIS_URL)
     #[arg(long, env = "REDIS_HOST", value_name = "HOST", hide_env_values = true)]
     pub redis_host: Option<String>,

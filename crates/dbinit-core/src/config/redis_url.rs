@@ -8,7 +8,7 @@ use super::args::RedisArgs;
 use super::file::FileRedis;
 use super::parse::{
     agree, describe, invalid, nonempty, parse_port, password, percent_decode, pick,
-    service_link_warning, set,
+    read_secret_file, service_link_warning, set,
 };
 use super::tls_files::check_ca_file;
 use crate::redis::RedisSettings;
@@ -25,7 +25,16 @@ pub(super) fn resolve_redis(
 ) -> Result<Option<RedisSettings>> {
     let file_given = f.is_some();
     let f = f.unwrap_or_default();
-    let redis_url = set(a.redis_url);
+    let redis_url = match (set(a.redis_url), set(a.redis_url_file)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "REDIS_URL (--redis-url) and REDIS_URL_FILE (--redis-url-file) are both set; use one of them".into(),
+            ));
+        }
+        (Some(u), None) => Some(u),
+        (None, Some(path)) => Some(read_secret_file("REDIS_URL_FILE", &path)?),
+        (None, None) => None,
+    };
     let sslrootcert = pick(
         a.redis_sslrootcert,
         "REDIS_SSLROOTCERT",
