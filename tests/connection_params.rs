@@ -1,7 +1,7 @@
 //! libpq parameters of `DATABASE_URL` that change what happens on the server, the new
 //! environment names of dbinit's own logging, and empty values, against a real PostgreSQL.
 
-use dbinit_tests::{PG_PASSWORD, Pg, Redis, RedisOpts, command, run};
+use dbinit_tests::{PG_PASSWORD, Pg, PgOpts, Redis, RedisOpts, command, run};
 
 #[test]
 fn options_search_path_and_application_name_reach_the_server() {
@@ -92,30 +92,67 @@ fn empty_values_and_the_application_s_log_variables_are_harmless() {
     assert!(out.stderr.contains("\"DEBUG\""), "{}", out.stderr);
 }
 
+/// What redis-server executes while `f` runs, as MONITOR shows it (arguments of AUTH and
+/// HELLO are redacted by the server).
+fn monitored(port: u16, password: &str, f: impl FnOnce()) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(format!("AUTH {password}\r\nMONITOR\r\n").as_bytes())
+        .expect("MONITOR");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .expect("timeout");
+    f();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: the server is quiet once the command has exited.
+    for _ in 0..50 {
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).to_lowercase()
+}
+
 #[test]
 fn go_durations_and_redis_protocol_resp3() {
     let pg = Pg::start_new();
     let redis = Redis::start(RedisOpts {
         password: Some("resp3-pw".into()),
     });
-    let mut c = command("dbinit");
-    c.arg("wait-deps")
-        .envs(pg.env())
-        .env(
-            "REDIS_URL",
-            format!(
-                "redis://:resp3-pw@127.0.0.1:{}/4?protocol=resp3",
-                redis.port
-            ),
-        )
-        .env("DBINIT_TIMEOUT", "1m30s")
-        .env("DBINIT_CONNECT_TIMEOUT", "2500ms")
-        .env("DBINIT_BACKOFF_INITIAL", "0.05")
-        .env("DBINIT_BACKOFF_MAX", "1s");
-    let out = run(c);
+    let wait_deps = |protocol: &str| {
+        let mut c = command("dbinit");
+        c.arg("wait-deps")
+            .envs(pg.env())
+            .env(
+                "REDIS_URL",
+                format!(
+                    "redis://:resp3-pw@127.0.0.1:{}/4?protocol={protocol}",
+                    redis.port
+                ),
+            )
+            .env("DBINIT_TIMEOUT", "1m30s")
+            .env("DBINIT_CONNECT_TIMEOUT", "2500ms")
+            .env("DBINIT_BACKOFF_INITIAL", "0.05")
+            .env("DBINIT_BACKOFF_MAX", "1s");
+        run(c)
+    };
+    let mut out = None;
+    let seen = monitored(redis.port, "resp3-pw", || out = Some(wait_deps("resp3")));
+    let out = out.expect("ran");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
     assert!(!out.all_output().contains("resp3-pw"));
+    assert!(
+        seen.contains("\"hello\" \"3\""),
+        "RESP3 is negotiated: {seen}"
+    );
+
+    let mut out = None;
+    let seen = monitored(redis.port, "resp3-pw", || out = Some(wait_deps("resp2")));
+    assert_eq!(out.expect("ran").code, Some(0));
+    assert!(!seen.contains("\"hello\""), "RESP2 needs no HELLO: {seen}");
+    assert!(seen.contains("\"ping\""), "{seen}");
 }
 
 #[test]
@@ -149,4 +186,35 @@ fn urls_from_mounted_secret_files() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("redis is ready"), "{}", out.stderr);
     assert!(!out.all_output().contains(PG_PASSWORD) && !out.all_output().contains("file-redis-pw"));
+}
+
+#[test]
+fn target_session_attrs_read_write_waits_out_a_read_only_server() {
+    let pg = Pg::init(PgOpts {
+        settings: vec![("default_transaction_read_only".into(), "on".into())],
+        ..PgOpts::default()
+    });
+    pg.start();
+    let url = |attrs: &str| {
+        format!(
+            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/postgres?target_session_attrs={attrs}",
+            pg.port
+        )
+    };
+    // Like a standby: read-write is not satisfied, so dbinit keeps waiting until its deadline.
+    let mut c = command("dbinit");
+    c.arg("wait-deps")
+        .env("DATABASE_URL", url("read-write"))
+        .env("DBINIT_TIMEOUT", "3s");
+    let out = run(c);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(out.stderr.contains("postgres not ready"), "{}", out.stderr);
+    for attrs in ["any", "read-only"] {
+        let mut c = command("dbinit");
+        c.arg("wait-deps")
+            .env("DATABASE_URL", url(attrs))
+            .env("DBINIT_TIMEOUT", "10s");
+        let out = run(c);
+        assert_eq!(out.code, Some(0), "{attrs}: {}", out.stderr);
+    }
 }
