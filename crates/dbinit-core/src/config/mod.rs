@@ -12,6 +12,8 @@ pub mod args;
 mod duration;
 pub mod env;
 pub mod file;
+#[cfg(test)]
+mod forms_tests;
 mod parse;
 mod postgres_url;
 mod redis_url;
