@@ -117,7 +117,7 @@ class Tool:
 def tools(pg, sets, peers):
     dbinit = str(ROOT / "target/release/dbinit")
     pgenv = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": "postgres",
-             "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_SSLMODE": "disable", "RUST_LOG": "warn"}
+             "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_SSLMODE": "disable", "DBINIT_LOG": "warn"}
     psql = ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]
     out = [
         Tool("dbinit", [dbinit, "--version"],

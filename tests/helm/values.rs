@@ -125,7 +125,7 @@ fn check_container(c: &Value, what: &str) {
         ),
         ("SSL_CERT_FILE", "/var/run/secrets/dbinit/redis-ca/ca.crt"),
         ("DBINIT_MIGRATIONS_DIR", "/migrations"),
-        ("LOG_FORMAT", "text"),
+        ("DBINIT_LOG_FORMAT", "text"),
         ("DBINIT_HISTORY_TABLE", "custom_history"),
     ] {
         assert_eq!(env(c, k), v, "{what}: {k}");

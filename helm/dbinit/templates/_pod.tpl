@@ -117,7 +117,7 @@ volumeMounts:
 - name: DBINIT_MIGRATIONS_DIR
   value: {{ .Values.migration.migrationsDir | quote }}
 {{- end }}
-- name: LOG_FORMAT
+- name: DBINIT_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: POD_NAME
   valueFrom:
