@@ -18,6 +18,7 @@ use dbinit_tests::manifest::{PodWorld, volume_dir};
 use dbinit_tests::{KubeApi, Pg, Redis, RedisOpts};
 use driver::{
     complete_jobs, dry_run, env, eventually, exists, finish, helm, objects, outcome, run_hook_job,
+    run_with_a_pending_migration,
 };
 use serde_json::{Value, json};
 
@@ -151,7 +152,7 @@ fn quick_tier_default_values_install_upgrade_test_and_uninstall() {
     assert_eq!(st["phase"], "Succeeded");
     assert_eq!(st["history"].as_str().unwrap_or("").lines().count(), 2);
 
-    // helm test: `dbinit wait` finds nothing pending.
+    // helm test: `dbinit status --exit-code` finds the schema up to date (exit 0).
     let child = helm(api, "test", &ns, "demo", &none);
     let t = run_hook_job(api, &ns, "demo-dbinit-test", None, &world);
     finish(child, "test");
@@ -160,7 +161,18 @@ fn quick_tier_default_values_install_upgrade_test_and_uninstall() {
     // stand-in below removes it either way.
     let pod = &t["spec"]["template"]["spec"];
     assert_eq!(pod["automountServiceAccountToken"], false);
-    assert_eq!(pod["containers"][0]["command"], json!(["/dbinit", "wait"]));
+    assert_eq!(
+        pod["containers"][0]["command"],
+        json!(["/dbinit", "status", "--exit-code"])
+    );
+    // The same test fails when a migration is pending (exit 10, naming it).
+    let pending = run_with_a_pending_migration(api, &ns, "demo-dbinit-test", &world);
+    assert_eq!(pending.code, Some(10), "{}", pending.stderr);
+    assert!(
+        pending.stderr.contains("V99__pending"),
+        "{}",
+        pending.stderr
+    );
 
     uninstall_leaves_nothing(api, &ns, "demo", "demo-dbinit", &none);
 }

@@ -99,6 +99,42 @@ pub fn run_hook_job(
     job_obj
 }
 
+/// Quick tier: runs the container of Job `job` (already created) again, with the repository's
+/// migrations plus one that is not applied yet as DBINIT_MIGRATIONS_DIR; returns its result.
+/// For the helm test Job: it must fail (exit 10) when something is pending, not only pass.
+pub fn run_with_a_pending_migration(
+    api: &KubeApi,
+    ns: &str,
+    job: &str,
+    world: &PodWorld<'_>,
+) -> dbinit_tests::Finished {
+    let job_obj = api.wait_for(&format!("/apis/batch/v1/namespaces/{ns}/jobs/{job}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    copy_tree(&repo, dir.path());
+    std::fs::write(
+        dir.path().join("V99__pending.sql"),
+        "CREATE TABLE pending_one (id int);",
+    )
+    .expect("write migration");
+    let mut cmd = local_process(&job_obj["spec"]["template"]["spec"]["containers"][0], world);
+    cmd.env("DBINIT_MIGRATIONS_DIR", dir.path());
+    dbinit_tests::run(cmd)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read migrations") {
+        let e = e.expect("dir entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
 /// Quick tier: marks each named Job complete, in whatever order Helm creates them, without
 /// running anything: for the uninstall stand-ins (`completions: 0`), which a Job controller
 /// completes without starting a pod.
