@@ -341,6 +341,18 @@ fn chart_refuses_waits_longer_than_the_job_deadline() {
 }
 
 #[test]
+fn chart_refuses_a_redis_ca_without_redis_tls() {
+    let api = KubeApi::shared();
+    let ns = api.namespace("chart-redis-ca");
+    let values = json!({"redis": {"enabled": true, "tls": {"caSecret": "redis-ca"}}});
+    let err = outcome(helm(api, "install", &ns, "ca", &values)).expect_err("must refuse");
+    assert!(
+        err.contains("redis.tls.caSecret is set but redis.tls.enabled is false"),
+        "{err}"
+    );
+}
+
+#[test]
 fn quick_tier_migration_disabled_installs_no_job_and_no_migration_notes() {
     let api = KubeApi::shared();
     let ns = api.namespace("chart-nomig");

@@ -123,7 +123,10 @@ fn check_container(c: &Value, what: &str) {
             "REDIS_PASSWORD_FILE",
             "/var/run/secrets/dbinit/redis/password",
         ),
-        ("SSL_CERT_FILE", "/var/run/secrets/dbinit/redis-ca/ca.crt"),
+        (
+            "REDIS_SSLROOTCERT",
+            "/var/run/secrets/dbinit/redis-ca/ca.crt",
+        ),
         ("DBINIT_MIGRATIONS_DIR", "/migrations"),
         ("DBINIT_LOG_FORMAT", "text"),
         ("DBINIT_HISTORY_TABLE", "custom_history"),

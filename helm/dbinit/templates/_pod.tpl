@@ -105,8 +105,10 @@ volumeMounts:
   value: /var/run/secrets/dbinit/redis/password
 {{- end }}
 {{- if .Values.redis.tls.caSecret }}
-# The Redis client reads its CA bundle from SSL_CERT_FILE.
-- name: SSL_CERT_FILE
+{{- if not .Values.redis.tls.enabled }}
+{{- fail "redis.tls.caSecret is set but redis.tls.enabled is false: the CA is only used with TLS (rediss://)" }}
+{{- end }}
+- name: REDIS_SSLROOTCERT
   value: /var/run/secrets/dbinit/redis-ca/ca.crt
 {{- end }}
 {{- end }}
