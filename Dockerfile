@@ -2,7 +2,8 @@
 # (buildah FROM scratch, no Docker needed), which scripts/image/check.py verifies.
 #   docker build -t dbinit:dev .      (make image-docker)
 # Static glibc binaries (TLS is rustls + ring: no OpenSSL), FROM scratch: no shell, CA roots,
-# /etc/nsswitch.conf for hostAliases lookups, /migrations, non-root uid 65532.
+# /etc/nsswitch.conf for hostAliases lookups, non-root uid 65532. No /migrations: the
+# migrations built into the binaries are the default; a derived image adds its own there.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -9,7 +9,8 @@ The Dockerfile's build stage must make the binaries with scripts/image/build-bin
 tree with scripts/image/rootfs.sh, as `make image` does; its final stage must be FROM scratch,
 COPY that /rootfs, and set the same user, entrypoint,
 command, working directory and environment as the archive's config. The archive's files must
-be exactly what rootfs.sh makes from the binaries in DIR (path, type, mode, owner, content).
+be exactly what rootfs.sh makes from the binaries in DIR (path, type, mode, owner, content),
+and there must be no /migrations (derived images add their own).
 Exits 1 naming every difference.
 """
 
@@ -216,6 +217,10 @@ def main():
         subprocess.run([os.path.join(HERE, "rootfs.sh"), root, a.bins], check=True)
         expected = tree_of_dir(root)
     actual = tree_of_layers(layers)
+    # dbinit reads /migrations instead of its built-in set when it exists: an image with one
+    # would mix its files into every derived image's `COPY migrations /migrations`.
+    if "/migrations" in actual:
+        errors.append("/migrations: in the archive; the image must not have it (a derived image adds it)")
     for p in sorted(set(expected) | set(actual)):
         e, g = expected.get(p), actual.get(p)
         if e is None:

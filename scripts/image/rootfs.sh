@@ -8,10 +8,10 @@
 #   /etc/nsswitch.conf                     hosts: files dns
 #   /etc/ssl/certs/ca-certificates.crt     CA roots for PostgreSQL/Redis TLS (verify-full)
 #   /tmp                                   1777, for a writable emptyDir mount or none
-#   /migrations                            the repo's migrations/ (and seeds/), read when present
+# No /migrations: dbinit reads that directory instead of its built-in set when it exists, so
+# a user's `FROM dbinit` + `COPY migrations /migrations` holds exactly the user's files.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 dest=$1 bins=$2
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ] && { echo "rootfs.sh: $dest is not empty" >&2; exit 2; }
@@ -25,11 +25,8 @@ for b in dbinit dbinit-job; do
 done
 [ -f "$ca" ] || { echo "rootfs.sh: no CA bundle at $ca (install ca-certificates)" >&2; exit 2; }
 umask 022
-mkdir -p "$dest/etc/ssl/certs" "$dest/tmp" "$dest/migrations"
+mkdir -p "$dest/etc/ssl/certs" "$dest/tmp"
 install -m 0755 "$bins/dbinit" "$bins/dbinit-job" "$dest/"
 install -m 0644 "$here/passwd" "$here/group" "$here/nsswitch.conf" "$dest/etc/"
 install -m 0644 "$ca" "$dest/etc/ssl/certs/ca-certificates.crt"
 chmod 1777 "$dest/tmp"
-cp -R "$repo/migrations/." "$dest/migrations/"
-find "$dest/migrations" -type d -exec chmod 0755 {} +
-find "$dest/migrations" -type f -exec chmod 0644 {} +
