@@ -325,6 +325,15 @@ fn flyway_history_is_adopted_by_the_run_setting() {
 
     // The init-container way: one setting, and the same run then applies V4.
     let t = t.with("DBINIT_ADOPT_FROM", "flyway");
+    // plan shows the adoption the run would record, and what it would apply after it.
+    let plan = t.run(&["plan", "--output", "json"]);
+    code(&plan, 0);
+    let v: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+    assert_eq!(v["adoption"]["action"], "adopt", "{v}");
+    assert_eq!(v["adoption"]["version"], 3, "{v}");
+    assert_eq!(v["migrations"][0]["name"], "V4__invoices", "{v}");
+    assert_eq!(v["migrations"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(t.history(), "absent");
     let ran = t.run(&["run"]);
     code(&ran, 0);
     mentions(&ran, &["applied 1 migration(s) (V4__invoices)"]);
@@ -714,4 +723,38 @@ fn repair_changes_one_row_and_adds_one_audit_record() {
     // Repairing an up-to-date version records nothing.
     code(&t.run(&["repair", "--version", "2"]), 0);
     assert_eq!(t.sql("SELECT count(*) FROM dbinit_audit"), "1");
+}
+
+#[test]
+fn empty_history_beside_tables_refuses_unless_v1_was_our_interrupted_no_transaction_file() {
+    let pg = Pg::start_new();
+    // An earlier dbinit created an empty history table before failing on a foreign schema:
+    // still refused while another tool's table is there.
+    let set = small_set();
+    let t = Target::new(&pg, "half_done", set.path());
+    t.built_by_other_tool(3, Some("golang_migrate.sql"));
+    t.sql("CREATE TABLE refinery_schema_history (version int4 PRIMARY KEY, name varchar(255), applied_on varchar(255), checksum varchar(255))");
+    code(&t.run(&["run"]), UNADOPTED);
+    assert_eq!(t.history(), "");
+
+    // A no-transaction V1 that failed halfway left a table behind: that is our own start,
+    // and the fixed file runs again from the beginning.
+    let dir = tempfile::tempdir().expect("tmp");
+    let v1 = dir.path().join("V1__first.sql");
+    std::fs::write(
+        &v1,
+        "-- dbinit:no-transaction\nCREATE TABLE IF NOT EXISTS first (id int);\n\nSELECT * FROM not_there_yet;\n",
+    )
+    .expect("write");
+    let t = Target::new(&pg, "notx_first", dir.path());
+    code(&t.run(&["run"]), 5);
+    assert_eq!(t.sql("SELECT to_regclass('first') IS NOT NULL"), "t");
+    assert_eq!(t.history(), "");
+    std::fs::write(
+        &v1,
+        "-- dbinit:no-transaction\nCREATE TABLE IF NOT EXISTS first (id int);\n\nCREATE TABLE IF NOT EXISTS not_there_yet (id int);\n",
+    )
+    .expect("write");
+    code(&t.run(&["run"]), 0);
+    assert_eq!(t.history(), "1");
 }

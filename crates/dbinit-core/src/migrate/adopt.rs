@@ -7,17 +7,16 @@
 //! running them: up to a version the user names (baseline), or up to where the other tool's
 //! history says the schema is (adopt). The writing happens in [`super::baseline`].
 
-use std::path::{Path, PathBuf};
-
 use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::MigrateSettings;
+use super::adopt_settings::known_versions;
+pub use super::adopt_settings::{AdoptMap, AdoptSettings, parse_tool, parse_version};
 use super::audit::{self, Action};
 use super::history::DbState;
 use super::set::MigrationSet;
 use super::tools::{self, Tool, ToolHistory};
-use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::postgres::PgError;
 
@@ -26,134 +25,6 @@ use crate::postgres::PgError;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct Refusal(pub String);
-
-/// The user's answer for a database built without dbinit, from the settings.
-#[derive(Debug, Clone, Default)]
-pub struct AdoptSettings {
-    /// `DBINIT_BASELINE_VERSION`: record versions up to N without running them.
-    pub baseline: Option<i32>,
-    /// `DBINIT_ADOPT_FROM`: take the other tool's history over.
-    pub from: Option<Tool>,
-    /// `DBINIT_ADOPT_MAP`: the other tool's versions → dbinit versions.
-    pub map: Option<AdoptMap>,
-}
-
-impl AdoptSettings {
-    /// Checks the raw settings against the migration set.
-    pub fn resolve(
-        baseline: Option<String>,
-        from: Option<String>,
-        map: Option<PathBuf>,
-        set: &MigrationSet,
-    ) -> Result<Self, ConfigError> {
-        let baseline = baseline
-            .filter(|b| !b.trim().is_empty())
-            .map(|b| parse_version("DBINIT_BASELINE_VERSION (--baseline-version)", &b, set))
-            .transpose()?;
-        let from = from
-            .filter(|f| !f.trim().is_empty())
-            .map(|f| parse_tool("DBINIT_ADOPT_FROM (--adopt-from)", &f))
-            .transpose()?;
-        let map = map.map(|p| AdoptMap::load(&p, set)).transpose()?;
-        if baseline.is_some() && from.is_some() {
-            return Err(ConfigError(
-                "DBINIT_BASELINE_VERSION (--baseline-version) and DBINIT_ADOPT_FROM (--adopt-from) are both set: use one".into(),
-            ));
-        }
-        Ok(Self {
-            baseline,
-            from,
-            map,
-        })
-    }
-}
-
-fn known_versions(set: &MigrationSet) -> String {
-    set.migrations
-        .iter()
-        .map(|m| m.version().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Parses a version that must be one of the set's.
-pub fn parse_version(label: &str, raw: &str, set: &MigrationSet) -> Result<i32, ConfigError> {
-    let raw = raw.trim();
-    match raw.parse::<i32>() {
-        Ok(v) if set.migrations.iter().any(|m| m.version() == v) => Ok(v),
-        _ => Err(ConfigError(format!(
-            "invalid {label}: {raw:?} is not a version of the migration set (one of {})",
-            known_versions(set)
-        ))),
-    }
-}
-
-/// Parses a tool name.
-pub fn parse_tool(label: &str, raw: &str) -> Result<Tool, ConfigError> {
-    Tool::parse(raw).ok_or_else(|| {
-        ConfigError(format!(
-            "invalid {label}: {raw:?} is not a tool dbinit adopts from (one of {})",
-            Tool::ALL.map(Tool::id).join(", ")
-        ))
-    })
-}
-
-/// The user's mapping of another tool's versions (Alembic revision ids, timestamps) to
-/// dbinit versions: a file of `theirs = N` lines, `#` comments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdoptMap {
-    /// Where it was read from, for messages.
-    pub path: PathBuf,
-    /// (theirs, dbinit version), in file order.
-    pub pairs: Vec<(String, i32)>,
-}
-
-impl AdoptMap {
-    /// Reads and checks a map file: every right-hand side is a version of the set.
-    pub fn load(path: &Path, set: &MigrationSet) -> Result<Self, ConfigError> {
-        let label = "DBINIT_ADOPT_MAP (--adopt-map)";
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!(
-                "invalid {label}: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
-        Self::parse(&text, path, set)
-    }
-
-    fn parse(text: &str, path: &Path, set: &MigrationSet) -> Result<Self, ConfigError> {
-        let mut pairs = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |why: String| {
-                ConfigError(format!(
-                    "invalid DBINIT_ADOPT_MAP (--adopt-map): {} line {}: {why} (expected `theirs = N`, N a version of the migration set)",
-                    path.display(),
-                    i + 1
-                ))
-            };
-            let (theirs, ours) = line
-                .split_once('=')
-                .ok_or_else(|| bad(format!("{line:?} has no `=`")))?;
-            let ours = parse_version("mapped version", ours, set).map_err(|e| bad(e.0))?;
-            pairs.push((theirs.trim().to_string(), ours));
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            pairs,
-        })
-    }
-
-    fn get(&self, theirs: &str) -> Option<i32> {
-        self.pairs
-            .iter()
-            .find(|(t, _)| t == theirs)
-            .map(|(_, v)| *v)
-    }
-}
 
 /// What a database holds that dbinit did not put there.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -368,7 +239,16 @@ pub async fn decide(
         return Ok(None);
     }
     let found = inspect(client, m).await?;
-    if found.is_empty() {
+    // An empty history table that an earlier run created, beside tables but no other tool's
+    // history, is dbinit's own unfinished start when V1 runs outside a transaction: such a
+    // file runs again from the start (it is idempotent), so this is not a foreign schema.
+    let our_first_file_was_interrupted = state.initialized
+        && found.tools.is_empty()
+        && m.set
+            .migrations
+            .first()
+            .is_some_and(|f| f.sql().is_some_and(super::sqlsplit::is_no_transaction));
+    if found.is_empty() || our_first_file_was_interrupted {
         return Ok(None);
     }
     if let Some(n) = m.adopt.baseline {
@@ -458,16 +338,6 @@ mod tests {
     }
 
     #[test]
-    fn map_files_are_checked() {
-        let (_d, s) = set();
-        let m = AdoptMap::parse("# c\nabc = 1 # x\n\ndef=2\n", Path::new("m"), &s).expect("ok");
-        assert_eq!(m.get("def"), Some(2));
-        let e = AdoptMap::parse("abc = 9\n", Path::new("m"), &s).expect_err("9 unknown");
-        assert!(e.0.contains("line 1") && e.0.contains("1, 2, 3"), "{}", e.0);
-        assert!(AdoptMap::parse("abc 1\n", Path::new("m"), &s).is_err());
-    }
-
-    #[test]
     fn numeric_tools_map_by_number_and_name_each_row() {
         let (_d, s) = set();
         let a = from_tool(&s, &history(Tool::Sqlx, &["1", "2"], "2"), None).expect("ok");
@@ -489,7 +359,7 @@ mod tests {
     #[test]
     fn alembic_heads_map_through_the_file() {
         let (_d, s) = set();
-        let map = AdoptMap::parse("r1 = 1\nr3 = 3\n", Path::new("m"), &s).expect("ok");
+        let map = AdoptMap::parse("r1 = 1\nr3 = 3\n", std::path::Path::new("m"), &s).expect("ok");
         let a = from_tool(&s, &history(Tool::Alembic, &["r3"], "r3"), Some(&map)).expect("ok");
         assert_eq!(a.version, 3);
         assert_eq!(a.rows[0].1, "alembic_version at revision r3");

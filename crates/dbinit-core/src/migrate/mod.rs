@@ -17,6 +17,7 @@ use crate::ready::{self, Context, PgReady};
 use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
 
 pub mod adopt;
+pub mod adopt_settings;
 pub mod apply;
 pub mod audit;
 pub mod baseline;
