@@ -554,9 +554,14 @@ fn next_xid(pg: &Pg) -> String {
 
 #[test]
 fn plan_with_a_read_only_role_writes_nothing() {
-    // No autovacuum: its ANALYZE would write and move the xid under the test.
+    // No autovacuum: its ANALYZE would write and move the xid under the test. Every
+    // statement is logged with its role, to see what plan sent.
     let pg = Pg::init(PgOpts {
-        settings: vec![("autovacuum".into(), "off".into())],
+        settings: vec![
+            ("autovacuum".into(), "off".into()),
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), "%u:".into()),
+        ],
         ..PgOpts::default()
     });
     pg.start();
@@ -644,6 +649,22 @@ fn plan_with_a_read_only_role_writes_nothing() {
     assert_eq!(relations(), rels);
     assert_eq!(databases(), dbs);
     assert_eq!(t.history(), "1,2");
+    // What plan sent: reads only, and no lock (not even a try).
+    let log = pg.log();
+    let sent: Vec<&str> = log.lines().filter(|l| l.starts_with("reader:")).collect();
+    assert!(
+        sent.iter().any(|l| l.contains("refinery_schema_history")),
+        "the log shows plan's statements:\n{log}"
+    );
+    for word in [
+        "advisory", "CREATE", "INSERT", "UPDATE", "DELETE", "ALTER", "BEGIN",
+    ] {
+        assert!(
+            !sent.iter().any(|l| l.contains(word)),
+            "plan sent {word}:\n{}",
+            sent.join("\n")
+        );
+    }
 
     // The same read-only role cannot run: plan was not lucky, it needs no writes.
     let denied = reader(&["run"]);
