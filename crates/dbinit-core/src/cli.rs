@@ -5,10 +5,12 @@ use clap::{Parser, Subcommand};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
+use crate::config::{self, ConfigError, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
 use crate::error::{Error, ExitCode, Result};
-use crate::migrate::{self, MigrateSettings};
+use crate::migrate::baseline::{self, Request};
+use crate::migrate::{self, MigrateSettings, adopt, preview, repair};
 use crate::ready::{self, Context};
+use crate::secret::scrub;
 use crate::{outcome, telemetry};
 
 /// dbinit: make PostgreSQL and Redis ready for an application before it starts.
@@ -39,6 +41,45 @@ enum Command {
     Status(StatusCmd),
     /// Wait until PostgreSQL (and Redis, when configured) authenticate us and answer a query
     WaitDeps(CommonArgs),
+    /// Print what `run` would do (create the database, adopt, apply which files, or refuse),
+    /// writing nothing and taking no lock; exits with the code `run` would refuse with
+    Plan(StatusCmd),
+    /// Record versions up to N as applied without running them, for a database whose
+    /// schema was built another way (under the migration lock; idempotent)
+    Baseline(BaselineCmd),
+    /// Take over a database another tool migrated (alembic, flyway, golang-migrate, dbmate,
+    /// sqlx): record its applied versions as dbinit history; its table is left untouched
+    Adopt(AdoptCmd),
+    /// Accept the current file of applied version V as the truth: update its recorded
+    /// checksum and write an audit record (never automatic)
+    Repair(RepairCmd),
+}
+
+#[derive(Debug, clap::Args)]
+struct BaselineCmd {
+    #[command(flatten)]
+    cmd: MigrateCmd,
+    /// Highest version to record [default: DBINIT_BASELINE_VERSION]
+    #[arg(long = "version", value_name = "N")]
+    target: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct AdoptCmd {
+    #[command(flatten)]
+    cmd: MigrateCmd,
+    /// The tool whose history to take over [default: DBINIT_ADOPT_FROM, else the only one found]
+    #[arg(long = "from", value_name = "TOOL")]
+    from: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RepairCmd {
+    #[command(flatten)]
+    cmd: MigrateCmd,
+    /// The applied version whose file is now the truth
+    #[arg(long = "version", value_name = "V")]
+    target: String,
 }
 
 /// The options every `dbinit` command takes.
@@ -163,6 +204,34 @@ impl Cli {
             Some(Command::Run(c)) => migrate_cmd(c, started, Mode::Run).await,
             Some(Command::Wait(c)) => migrate_cmd(c, started, Mode::Wait).await,
             Some(Command::Status(c)) => status_cmd(c, started).await,
+            Some(Command::Plan(c)) => plan_cmd(c, started).await,
+            Some(Command::Baseline(c)) => {
+                adopt_cmd(c.cmd, started, |m| {
+                    let raw = c.target.as_deref().map(|t| (t, "--version"));
+                    let n = match (raw, m.adopt.baseline) {
+                        (Some((t, label)), _) => adopt::parse_version(label, t, &m.set)?,
+                        (None, Some(n)) => n,
+                        (None, None) => {
+                            return Err(ConfigError(
+                                "dbinit baseline needs --version N (or DBINIT_BASELINE_VERSION): the highest version the schema already holds".into(),
+                            ));
+                        }
+                    };
+                    Ok(Request::Baseline(n))
+                })
+                .await
+            }
+            Some(Command::Adopt(c)) => {
+                adopt_cmd(c.cmd, started, |m| {
+                    let tool = match c.from.as_deref() {
+                        Some(f) => Some(adopt::parse_tool("--from", f)?),
+                        None => m.adopt.from,
+                    };
+                    Ok(Request::Adopt(tool))
+                })
+                .await
+            }
+            Some(Command::Repair(c)) => repair_cmd(c, started).await,
             Some(Command::WaitDeps(a)) => {
                 let settings = match settings_or_exit(a.conn, &a.outcome) {
                     Ok(s) => s,
@@ -209,6 +278,70 @@ async fn migrate_cmd(c: MigrateCmd, started: Instant, mode: Mode) -> ExitCode {
     })
     .await;
     outcome::finish(r, &out, &settings.secrets())
+}
+
+/// `baseline` and `adopt`: `request` reads the command's own flags against the settings.
+async fn adopt_cmd(
+    c: MigrateCmd,
+    started: Instant,
+    request: impl FnOnce(&MigrateSettings) -> std::result::Result<Request, ConfigError>,
+) -> ExitCode {
+    let (settings, m, out) = match resolve_all(c) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let req = match request(&m) {
+        Ok(r) => r,
+        Err(e) => return outcome::finish(Err(Error::Config(e)), &out, &[]),
+    };
+    let ctx = Context::new(&settings, &settings.identity(), started);
+    let r = interruptible(baseline::command(&ctx, &m, req)).await;
+    outcome::finish(r, &out, &settings.secrets())
+}
+
+async fn repair_cmd(c: RepairCmd, started: Instant) -> ExitCode {
+    let (settings, m, out) = match resolve_all(c.cmd) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let v = match c.target.trim().parse::<i32>() {
+        Ok(v) => v,
+        Err(_) => {
+            let e = ConfigError(format!(
+                "invalid --version: {:?} is not a migration version (a number, e.g. 3)",
+                c.target
+            ));
+            return outcome::finish(Err(Error::Config(e)), &out, &[]);
+        }
+    };
+    let ctx = Context::new(&settings, &settings.identity(), started);
+    let r = interruptible(repair::command(&ctx, &m, v)).await;
+    outcome::finish(r, &out, &settings.secrets())
+}
+
+async fn plan_cmd(c: StatusCmd, started: Instant) -> ExitCode {
+    let (settings, m, out) = match resolve_all(c.cmd) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let ctx = Context::new(&settings, &settings.identity(), started);
+    match interruptible(preview::preview(&ctx, &m)).await {
+        Ok(report) => {
+            let text = match c.output {
+                Output::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+                Output::Text => report.text(),
+            };
+            println!("{}", scrub(text.trim_end(), settings.secrets()));
+            match &report.refusal {
+                None => ExitCode::Ok,
+                Some(r) => ExitCode::ALL
+                    .into_iter()
+                    .find(|c| *c as u8 == r.exit_code)
+                    .unwrap_or(ExitCode::Failure),
+            }
+        }
+        Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
+    }
 }
 
 async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {

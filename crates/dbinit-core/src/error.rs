@@ -39,6 +39,9 @@ pub enum ExitCode {
     Lock = 7,
     /// Interrupted by SIGTERM or SIGINT; open work was rolled back.
     Interrupted = 8,
+    /// The database has tables or another tool's history but no dbinit history: running V1
+    /// on top of them would fail or worse, so it must be adopted (baseline/adopt) first.
+    Unadopted = 9,
     /// `dbinit status --exit-code`: migrations or seeds are pending.
     Pending = 10,
     /// `dbinit status --exit-code`: the database has migrations newer than this binary's set
@@ -52,7 +55,7 @@ pub enum ExitCode {
 impl ExitCode {
     /// Every code, in order: the one table that `--help`, the termination message and the
     /// README (checked by a test) are written from.
-    pub const ALL: [ExitCode; 9] = [
+    pub const ALL: [ExitCode; 10] = [
         Self::Ok,
         Self::Failure,
         Self::Config,
@@ -62,6 +65,7 @@ impl ExitCode {
         Self::Diverged,
         Self::Lock,
         Self::Interrupted,
+        Self::Unadopted,
     ];
 
     /// A short stable word for the termination message and the status ConfigMap.
@@ -76,6 +80,7 @@ impl ExitCode {
             Self::Diverged => "diverged",
             Self::Lock => "lock",
             Self::Interrupted => "interrupted",
+            Self::Unadopted => "unadopted",
             Self::Pending => "pending",
             Self::Ahead => "ahead",
             Self::InvalidIndex => "invalid-index",
@@ -94,6 +99,9 @@ impl ExitCode {
             Self::Diverged => "the migration set diverges from the database",
             Self::Lock => "lock not acquired in time",
             Self::Interrupted => "interrupted by SIGTERM/SIGINT",
+            Self::Unadopted => {
+                "the database has tables or another tool's history but no dbinit history"
+            }
             Self::Pending => "status --exit-code: migrations or seeds are pending",
             Self::Ahead => "status --exit-code: the database is ahead of this binary",
             Self::InvalidIndex => {
@@ -212,6 +220,9 @@ pub enum Error {
     /// SIGTERM or SIGINT arrived.
     #[error("interrupted by {0}; open work was rolled back")]
     Interrupted(Signal),
+    /// The database was built without dbinit and has not been adopted (or cannot be as it is).
+    #[error(transparent)]
+    Unadopted(#[from] crate::migrate::adopt::Refusal),
     /// A run stopped partway: why, and what it had done by then (refinery's `Error` carries
     /// its report the same way), so a caller can record it without asking the database.
     #[error("{}{}", cause.render(), report.after_failure(cause))]
@@ -235,6 +246,7 @@ impl Error {
             Self::Refused { .. } => ExitCode::Refused,
             Self::Unusable { .. } | Self::Postgres { .. } => ExitCode::Failure,
             Self::Interrupted(_) => ExitCode::Interrupted,
+            Self::Unadopted(_) => ExitCode::Unadopted,
             Self::Run { cause, .. } => cause.exit_code(),
         }
     }

@@ -316,6 +316,33 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub db_owner: Option<String>,
+    /// For a database built without dbinit: record versions up to N as applied without
+    /// running them, then go on. Only acts when the database has tables but no dbinit history
+    #[arg(
+        long,
+        env = "DBINIT_BASELINE_VERSION",
+        value_name = "N",
+        hide_env_values = true
+    )]
+    pub baseline_version: Option<String>,
+    /// For a database another tool migrated: adopt its history (alembic, flyway,
+    /// golang-migrate, dbmate, sqlx), then go on. Only acts when there is no dbinit history
+    #[arg(
+        long,
+        env = "DBINIT_ADOPT_FROM",
+        value_name = "TOOL",
+        hide_env_values = true
+    )]
+    pub adopt_from: Option<String>,
+    /// File mapping the other tool's versions to dbinit versions, one `theirs = N` per line
+    /// (required for Alembic revision ids and timestamp versions)
+    #[arg(
+        long,
+        env = "DBINIT_ADOPT_MAP",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub adopt_map: Option<PathBuf>,
 }
 
 /// Flags shared by every command that ends with an outcome.

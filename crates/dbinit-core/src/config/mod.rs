@@ -32,6 +32,7 @@ use postgres_url::resolve_postgres;
 use redis_url::resolve_redis;
 
 use crate::migrate::MigrateSettings;
+use crate::migrate::adopt::AdoptSettings;
 use crate::migrate::set::MigrationSet;
 use crate::postgres::PostgresSettings;
 use crate::postgres::sql::TableName;
@@ -224,7 +225,14 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         "DBINIT_LOCK_TIMEOUT",
         Duration::from_secs(600),
     )?;
+    let adopt = AdoptSettings::resolve(
+        set(a.baseline_version),
+        set(a.adopt_from),
+        set(a.adopt_map),
+        &migrations,
+    )?;
     Ok(MigrateSettings {
+        adopt,
         set: migrations,
         history: TableName::parse(
             "DBINIT_HISTORY_TABLE (--history-table)",

@@ -16,14 +16,21 @@ use crate::postgres::{self, PgError, database};
 use crate::ready::{self, Context, PgReady};
 use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
 
+pub mod adopt;
+pub mod adopt_settings;
 pub mod apply;
+pub mod audit;
+pub mod baseline;
 pub mod drift;
 pub mod history;
 pub mod lock;
 pub mod plan;
+pub mod preview;
+pub mod repair;
 pub mod report;
 pub mod set;
 pub mod sqlsplit;
+pub mod tools;
 
 use history::DbState;
 use plan::Plan;
@@ -45,6 +52,8 @@ pub struct MigrateSettings {
     pub db_owner: Option<String>,
     /// Drop invalid indexes before re-running a no-transaction file.
     pub repair_invalid_indexes: bool,
+    /// What to do with a database that has no dbinit history but is not empty.
+    pub adopt: adopt::AdoptSettings,
 }
 
 /// Reads the history (and seed history) and compares it with the set.
@@ -94,8 +103,10 @@ pub async fn migrate(
         drop(ready.client);
         connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await?
     };
-    let (_, plan) = read_plan(&check, m).await?;
+    let (state, plan) = read_plan(&check, m).await?;
     let plan = plan.check()?;
+    // No dbinit history but tables: adopt as the settings say, or refuse (exit 9).
+    let adoption = adopt::decide(&check, m, &state, &s.postgres.database).await?;
     report.planned(&m.set, &plan);
     if !plan.future.is_empty() {
         warn!(future = ?plan.future, "the database has migrations newer than this set (a newer release?); continuing");
@@ -120,7 +131,7 @@ pub async fn migrate(
     } else {
         info!("acquired the migration lock");
     }
-    let result = migrate_locked(ctx, m, report).await;
+    let result = migrate_locked(ctx, m, report, adoption.as_ref()).await;
     lock::release(&check, key).await;
     result
 }
@@ -130,6 +141,7 @@ async fn migrate_locked(
     ctx: &Context<'_>,
     m: &MigrateSettings,
     report: &mut RunReport,
+    adoption: Option<&adopt::Adoption>,
 ) -> Result<()> {
     let s = ctx.settings;
     let work = connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await?;
@@ -148,6 +160,9 @@ async fn migrate_locked(
             ),
             source: PgError(e),
         })?;
+    if let Some(a) = adoption {
+        baseline::record(&work, m, a).await?;
+    }
     let (_, plan) = read_plan(&work, m).await?;
     let plan = plan.check()?;
     report.planned(&m.set, &plan);

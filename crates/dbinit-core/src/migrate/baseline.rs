@@ -1,0 +1,144 @@
+//! Recording versions as applied without running them — `dbinit baseline`, `dbinit adopt`,
+//! and `run` with `DBINIT_BASELINE_VERSION`/`DBINIT_ADOPT_FROM` — under the same advisory
+//! lock as `run`, so 20 pods starting at once record one baseline.
+//!
+//! Rows go into the history table in refinery's format with the files' current checksums
+//! (so `status`, `wait` and the divergence checks treat them like applied files), and one
+//! audit row each says where it came from. Both in one transaction.
+
+use tokio_postgres::Client;
+use tracing::info;
+
+use super::adopt::{self, Adoption};
+use super::audit::{self, Record};
+use super::history::{self, insert_migration_sql};
+use super::tools::Tool;
+use super::{MigrateSettings, lock};
+use crate::config::ConfigError;
+use crate::error::{Error, Result};
+use crate::postgres::PgError;
+use crate::ready::{self, Context};
+
+fn pg(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::Postgres {
+        action: action.to_string(),
+        source: PgError(e),
+    }
+}
+
+/// Under the lock, on a database whose history is still empty: writes `a`'s rows and their
+/// audit records in one transaction. Returns how many versions it recorded (0 when another
+/// runner recorded history first).
+pub async fn record(client: &Client, m: &MigrateSettings, a: &Adoption) -> Result<usize> {
+    let audit = audit::table(&m.history);
+    client
+        .batch_execute(&audit::create_sql(&audit))
+        .await
+        .map_err(pg("create the audit table"))?;
+    let state = history::read_state(client, &m.history, &m.seeds_table, false)
+        .await
+        .map_err(pg("read the history table"))?;
+    if !state.migrations.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = String::from("BEGIN;\n");
+    for (i, source) in &a.rows {
+        let mig = &m.set.migrations[*i];
+        sql.push_str(&insert_migration_sql(&m.history, mig));
+        sql.push_str(";\n");
+        let checksum = mig.checksum().to_string();
+        sql.push_str(&audit::insert_sql(
+            &audit,
+            &Record {
+                action: a.action,
+                version: mig.version(),
+                name: mig.name(),
+                source,
+                old_checksum: None,
+                new_checksum: &checksum,
+            },
+        ));
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT");
+    if let Err(e) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(pg("record the adopted versions")(e));
+    }
+    info!(versions = a.rows.len(), "{}", a.summary);
+    Ok(a.rows.len())
+}
+
+/// What `dbinit baseline` / `dbinit adopt` was asked to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Request {
+    /// Record versions up to N.
+    Baseline(i32),
+    /// Take over another tool's history (the only one found when `None`).
+    Adopt(Option<Tool>),
+}
+
+/// `dbinit baseline` and `dbinit adopt`: wait for PostgreSQL, take the migration lock and
+/// record; a second call finds the versions recorded and does nothing.
+pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, req: Request) -> Result<String> {
+    let db = &ctx.settings.postgres.database;
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    if !ready.on_target {
+        return Err(ConfigError(format!(
+            "POSTGRES_DB (--postgres-db): database {db:?} does not exist; baseline and adopt record what an existing database holds (a new one needs neither: `dbinit run` creates it)"
+        ))
+        .into());
+    }
+    let client = ready.client;
+    let key = lock::lock_key(db, &m.history);
+    lock::acquire(&client, key, m.lock_timeout).await?;
+    let r = locked(&client, m, req, db).await;
+    lock::release(&client, key).await;
+    r
+}
+
+async fn locked(client: &Client, m: &MigrateSettings, req: Request, db: &str) -> Result<String> {
+    let adoption = match req {
+        Request::Baseline(n) => adopt::baseline(&m.set, n),
+        Request::Adopt(tool) => {
+            let found = adopt::inspect(client, m).await?;
+            let h = adopt::pick(&found, tool)?;
+            adopt::from_tool(&m.set, h, m.adopt.map.as_ref())?
+        }
+    };
+    history::ensure_tables(client, &m.history, &m.seeds_table)
+        .await
+        .map_err(pg("create the history tables"))?;
+    let state = history::read_state(client, &m.history, &m.seeds_table, false)
+        .await
+        .map_err(pg("read the history table"))?;
+    if !state.migrations.is_empty() {
+        let wanted = &adoption.rows;
+        let recorded = wanted.iter().all(|(i, _)| {
+            let v = m.set.migrations[*i].version();
+            state.migrations.iter().any(|a| a.version == v)
+        });
+        let top = state
+            .migrations
+            .iter()
+            .map(|a| a.version)
+            .max()
+            .unwrap_or(0);
+        if recorded {
+            return Ok(format!(
+                "database {db:?} already records version {} and everything before it; nothing to do",
+                adoption.version
+            ));
+        }
+        return Err(ConfigError(format!(
+            "database {db:?} already has dbinit history (up to version {top}): baseline and adopt are only for databases without one; see `dbinit status`"
+        ))
+        .into());
+    }
+    let n = record(client, m, &adoption).await?;
+    Ok(format!(
+        "database {db:?}: recorded {n} version(s) up to {} as applied without running them ({:?})",
+        adoption.version,
+        adoption.action.as_str()
+    ))
+}

@@ -1,0 +1,189 @@
+//! `dbinit plan`: what `run` would do to this database, computed without writing anything —
+//! no database created, no history table created, no lock taken, only reads — so it works
+//! with a read-only role and answers "what will this deploy do" before the deploy.
+
+use serde::Serialize;
+
+use super::adopt::{self, Adoption};
+use super::history::DbState;
+use super::set::MigrationSet;
+use super::{MigrateSettings, plan, read_plan, sqlsplit};
+use crate::error::{Error, Result};
+use crate::ready::{self, Context};
+
+/// One file `run` would apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedScript {
+    /// `V3__orders_total` or a seed's file name.
+    pub name: String,
+    /// Whether it runs in a transaction (`false`: `-- dbinit:no-transaction`).
+    pub transaction: bool,
+    /// How many statements it holds.
+    pub statements: usize,
+}
+
+/// Why `run` would stop instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRefusal {
+    /// The exit code `run` would end with.
+    pub exit_code: u8,
+    /// Its word (`unadopted`, `diverged`).
+    pub kind: &'static str,
+    /// The message `run` would print.
+    pub message: String,
+}
+
+/// What `run` would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// The application's database.
+    pub database: String,
+    /// Whether `run` would create it.
+    pub create_database: bool,
+    /// Highest applied version.
+    pub applied_version: Option<i32>,
+    /// Highest version of the set.
+    pub target_version: Option<i32>,
+    /// Versions `run` would record without running them (a baseline or an adoption).
+    pub adoption: Option<Adoption>,
+    /// Migrations `run` would apply, in order.
+    pub migrations: Vec<PlannedScript>,
+    /// Seeds `run` would apply, in order.
+    pub seeds: Vec<PlannedScript>,
+    /// Applied versions newer than the set (tolerated).
+    pub future: Vec<String>,
+    /// Why `run` would refuse, if it would.
+    pub refusal: Option<PlannedRefusal>,
+}
+
+fn script(name: String, sql: &str) -> PlannedScript {
+    PlannedScript {
+        name,
+        transaction: !sqlsplit::is_no_transaction(sql),
+        statements: sqlsplit::split(sql).len(),
+    }
+}
+
+fn scripts(
+    set: &MigrationSet,
+    p: &plan::Plan,
+    skip_upto: Option<i32>,
+) -> (Vec<PlannedScript>, Vec<PlannedScript>) {
+    let migrations = p
+        .migrations
+        .iter()
+        .map(|&i| &set.migrations[i])
+        .filter(|m| skip_upto.is_none_or(|n| m.version() > n))
+        .map(|m| script(m.to_string(), m.sql().unwrap_or_default()))
+        .collect();
+    let seeds = p
+        .seeds
+        .iter()
+        .map(|&i| &set.seeds[i])
+        .map(|s| script(s.name.clone(), &s.sql))
+        .collect();
+    (migrations, seeds)
+}
+
+/// Computes the plan; reads only.
+pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanReport> {
+    let database = ctx.settings.postgres.database.clone();
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    let mut report = PlanReport {
+        database,
+        create_database: !ready.on_target,
+        applied_version: None,
+        target_version: m.set.target_version(),
+        adoption: None,
+        migrations: Vec::new(),
+        seeds: Vec::new(),
+        future: Vec::new(),
+        refusal: None,
+    };
+    if !ready.on_target {
+        let p = plan::plan(&m.set, &DbState::default());
+        (report.migrations, report.seeds) = scripts(&m.set, &p, None);
+        return Ok(report);
+    }
+    let (state, p) = read_plan(&ready.client, m).await?;
+    report.applied_version = p.applied_version;
+    report.future = p.future.clone();
+    let refuse = |e: Error| {
+        let code = e.exit_code();
+        Some(PlannedRefusal {
+            exit_code: code as u8,
+            kind: code.as_str(),
+            message: e.render(),
+        })
+    };
+    if let Some(d) = &p.divergence {
+        report.refusal = refuse(d.clone().into());
+        return Ok(report);
+    }
+    match adopt::decide(&ready.client, m, &state, &report.database).await {
+        Ok(a) => report.adoption = a,
+        Err(e @ Error::Unadopted(_)) => {
+            report.refusal = refuse(e);
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    }
+    let skip = report.adoption.as_ref().map(|a| a.version);
+    (report.migrations, report.seeds) = scripts(&m.set, &p, skip);
+    Ok(report)
+}
+
+impl PlanReport {
+    /// The plan for people.
+    pub fn text(&self) -> String {
+        let mut out = if self.create_database {
+            format!("would create database {:?}\n", self.database)
+        } else {
+            format!("database {:?} exists\n", self.database)
+        };
+        let v = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "applied version {}, target version {}\n",
+            v(self.applied_version),
+            v(self.target_version)
+        ));
+        if let Some(r) = &self.refusal {
+            out.push_str(&format!(
+                "run would refuse ({} exit {}): {}\n",
+                r.kind, r.exit_code, r.message
+            ));
+            return out;
+        }
+        if let Some(a) = &self.adoption {
+            out.push_str(&format!("would {}\n", a.summary));
+        }
+        for (title, list) in [("migrations", &self.migrations), ("seeds", &self.seeds)] {
+            if list.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("{title} to apply:\n"));
+            for s in list {
+                out.push_str(&format!(
+                    "  {:<40} {:<15} {} statement(s)\n",
+                    s.name,
+                    if s.transaction {
+                        "transaction"
+                    } else {
+                        "no-transaction"
+                    },
+                    s.statements
+                ));
+            }
+        }
+        if self.migrations.is_empty() && self.seeds.is_empty() && self.adoption.is_none() {
+            out.push_str("nothing to apply\n");
+        }
+        if !self.future.is_empty() {
+            out.push_str(&format!(
+                "newer than this set (tolerated): {}\n",
+                self.future.join(", ")
+            ));
+        }
+        out
+    }
+}

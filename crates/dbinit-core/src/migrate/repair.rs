@@ -1,0 +1,100 @@
+//! `dbinit repair --version V`: accept the current file of one applied version as the truth.
+//!
+//! When an applied migration's file was changed on purpose (a comment, whitespace, a fix that
+//! was also applied by hand), every run stops with "edited" (exit 6). Repair updates that one
+//! history row's checksum (and name) to the file's and writes an audit record with who, when
+//! and both checksums. It never runs automatically, touches no other version, runs no SQL
+//! from the file, and refuses a version that is not applied.
+
+use tokio_postgres::Client;
+use tracing::info;
+
+use super::audit::{self, Action, Record};
+use super::history;
+use super::{MigrateSettings, lock};
+use crate::config::ConfigError;
+use crate::error::{Error, Result};
+use crate::postgres::PgError;
+use crate::postgres::sql::quote_literal;
+use crate::ready::{self, Context};
+
+fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |e| Error::Postgres {
+        action: action.to_string(),
+        source: PgError(e),
+    }
+}
+
+/// Waits for PostgreSQL, takes the migration lock, and repairs version `v`.
+pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i32) -> Result<String> {
+    let db = &ctx.settings.postgres.database;
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    if !ready.on_target {
+        return Err(ConfigError(format!(
+            "POSTGRES_DB (--postgres-db): database {db:?} does not exist; nothing to repair"
+        ))
+        .into());
+    }
+    let client = ready.client;
+    let key = lock::lock_key(db, &m.history);
+    lock::acquire(&client, key, m.lock_timeout).await?;
+    let r = locked(&client, m, v).await;
+    lock::release(&client, key).await;
+    r
+}
+
+async fn locked(client: &Client, m: &MigrateSettings, v: i32) -> Result<String> {
+    let state = history::read_state(client, &m.history, &m.seeds_table, false)
+        .await
+        .map_err(pg("read the history table"))?;
+    let applied: Vec<String> = state
+        .migrations
+        .iter()
+        .map(|a| a.version.to_string())
+        .collect();
+    let Some(row) = state.migrations.iter().find(|a| a.version == v) else {
+        return Err(ConfigError(format!(
+            "invalid --version: version {v} is not applied, so there is nothing to repair (applied: {})",
+            if applied.is_empty() { "none".to_string() } else { applied.join(", ") }
+        ))
+        .into());
+    };
+    let Some(file) = m.set.migrations.iter().find(|f| f.version() == v) else {
+        return Err(ConfigError(format!(
+            "invalid --version: the migration set has no file with version {v} (V{v}__{} is applied); restore the file first",
+            row.name
+        ))
+        .into());
+    };
+    let (old, new) = (row.checksum.to_string(), file.checksum().to_string());
+    if old == new && row.name == file.name() {
+        return Ok(format!("{file} matches its history row; nothing to repair"));
+    }
+    let audit = audit::table(&m.history);
+    let sql = format!(
+        "{create};\nBEGIN;\nUPDATE {history} SET checksum = {new_q}, name = {name_q} WHERE version = {v};\n{record};\nCOMMIT",
+        create = audit::create_sql(&audit),
+        history = m.history.sql(),
+        new_q = quote_literal(&new),
+        name_q = quote_literal(file.name()),
+        record = audit::insert_sql(
+            &audit,
+            &Record {
+                action: Action::Repair,
+                version: v,
+                name: file.name(),
+                source: &format!("file {file}.sql"),
+                old_checksum: Some(&old),
+                new_checksum: &new,
+            }
+        )
+    );
+    if let Err(e) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(pg("repair the history row")(e));
+    }
+    info!(version = v, old_checksum = %old, new_checksum = %new, "accepted the current file as applied");
+    Ok(format!(
+        "repaired version {v}: history now records {file} with checksum {new} (was {old}); audit record written"
+    ))
+}
