@@ -23,6 +23,8 @@ mod chart;
 mod common;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/image.rs"]
+mod image;
 #[path = "e2e/lease.rs"]
 mod lease;
 #[path = "e2e/manifests.rs"]
