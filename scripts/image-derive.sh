@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An image of your own migrations on top of dbinit, without Docker: a Dockerfile such as
 # README's two lines (`FROM dbinit:dev` + `COPY migrations /migrations`) built by buildah
-# (`buildah build`, vfs store under the cache dir; COPY needs no container runtime), its first
+# (`buildah build` in a throwaway vfs store, so the shared one's tags stay as `make image` left
+# them; COPY needs no container runtime), its first
 # FROM taken from the image archive `make image` wrote, so nothing is pulled. Written as an OCI
 # archive, which scripts/image-load.sh imports into the node:
 #   scripts/image-derive.sh CONTEXT TAG OUT      (CONTEXT holds Dockerfile and migrations/)
@@ -20,12 +21,13 @@ base=${BASE_ARCHIVE:-$here/../target/image/dbinit.oci.tar}
 [ -f "$base" ] || die "no base image archive at $base: run make image"
 [ -f "$ctx/Dockerfile" ] || die "no Dockerfile in $ctx"
 command -v buildah >/dev/null || apt_install buildah
-buildah_ build -q --pull=never --from "oci-archive:$base" -f "$ctx/Dockerfile" -t "$tag" "$ctx" >/dev/null
+store=$(mktemp -d "${TMPDIR:-/tmp}/dbinit-derive-XXXXXX")
+trap 'rm -rf "$store"' EXIT
+b() { buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs "$@"; }
+b build -q --pull=never --from "oci-archive:$base" -f "$ctx/Dockerfile" -t "$tag" "$ctx" >/dev/null
 mkdir -p "$(dirname "$out")"
 rm -f "$out.tmp"
-buildah_ push -q "$tag" "oci-archive:$out.tmp:$tag"
+b push -q "$tag" "oci-archive:$out.tmp:$tag"
 mv "$out.tmp" "$out"
-# The archive is the result; keep the store small.
-buildah_ rmi "$tag" >/dev/null 2>&1 || true
 log "$tag ($ctx) -> $out ($(du -k "$out" | cut -f1) KiB)"
 echo "$out"
