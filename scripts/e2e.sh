@@ -26,8 +26,10 @@ if [ "${1:-}" = --kubeconfig ]; then
   export KUBECONFIG=$2
 else
   [ "$(id -u)" -eq 0 ] || die "the one-node cluster needs root; or give a cluster: make e2e KUBECONFIG=... IMAGE_LOADER=..."
-  "$here/cluster-up.sh" >/dev/null
+  # The image first: its release build takes minutes, and cluster-up (idempotent, seconds)
+  # right before the load also brings back a node whose processes died meanwhile.
   "$here/image.sh" >/dev/null
+  "$here/cluster-up.sh" >/dev/null
   "$here/image-load.sh"
   . "$N/env"
 fi
