@@ -53,8 +53,8 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 demo: deps ## Run dbinit against a throwaway local PostgreSQL + Redis it starts itself
-	$(CARGO) build --release --bin dbinit
-	@scripts/demo.sh
+	@scripts/image/build-bins.sh
+	@DBINIT_BIN=target/x86_64-unknown-linux-gnu/release/dbinit scripts/demo.sh
 
 bench: deps ## Time dbinit against refinery_cli, sqlx-cli, dbmate, Alembic and psql, then bench-node (not part of test)
 	$(CARGO) build --release --workspace --bins

@@ -34,8 +34,8 @@ impl Readme {
         let marker = format!("<!-- e2e:{name} -->");
         let missing = || {
             panic!(
-                "README.md has no `{marker}` line followed by a fenced block (the e2e tests run \
-                 that block; markers are listed in /work/notes/e2e-markers.md)"
+                "README.md has no `{marker}` line followed by a fenced block (the tests run \
+                 that block; `grep -n 'e2e:' README.md` lists the markers)"
             )
         };
         let mut lines = self.text.lines().skip_while(|l| l.trim() != marker).skip(1);
