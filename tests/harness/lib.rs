@@ -19,7 +19,9 @@ mod kube_api;
 pub mod manifest;
 pub mod node;
 pub mod tls;
+mod pgbouncer;
 pub use kube_api::KubeApi;
+pub use pgbouncer::{PgBouncer, PoolMode};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
