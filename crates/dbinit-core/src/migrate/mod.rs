@@ -131,8 +131,8 @@ pub async fn migrate_observed(
     // to come back restarts only after progress, so a server that keeps failing ends the run.
     let mut lost: Option<(Instant, usize)> = None;
     loop {
-        let err = match pass(ctx, m, &conn, report, on_wait).await {
-            Err(e @ Error::Disconnected { .. }) => e,
+        let (action, source) = match pass(ctx, m, &conn, report, on_wait).await {
+            Err(Error::Disconnected { action, source }) => (action, source),
             other => return other,
         };
         drop(conn);
@@ -143,18 +143,29 @@ pub async fn migrate_observed(
         };
         lost = Some((since, done));
         if since.elapsed() >= s.wait.timeout {
-            return Err(err);
+            return Err(Error::Disconnected { action, source });
         }
-        warn!(error = %err.render(), "lost the connection to PostgreSQL; reconnecting");
+        warn!(during = %action, error = %source, "lost the connection to PostgreSQL; reconnecting");
         let started = Instant::now();
-        let ready = ready::wait_for_postgres(
+        let ready = match ready::wait_for_postgres(
             &s.postgres,
             s.wait.connect_timeout,
             s.wait.backoff,
             since + s.wait.timeout,
             &ctx.app,
         )
-        .await?;
+        .await
+        {
+            Ok(r) => r,
+            // Name what the loss interrupted, not only that the server stayed away.
+            Err(e @ Error::DependencyTimeout { .. }) => {
+                return Err(Error::Disconnected {
+                    action,
+                    source: Box::new(e),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         if !ready.on_target {
             return Err(Error::Unusable {
                 dependency: crate::postgres::connect::target_label(&s.postgres),
