@@ -426,8 +426,8 @@ fn server_lost_mid_run_is_survived(db: &str, stop: impl Fn(&Pg)) {
         assert!(Instant::now() < deadline, "the run never got going");
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop(&pg);
     let down_at = Instant::now();
+    stop(&pg);
     std::thread::sleep(Duration::from_secs(1));
     pg.start();
     let up_after = down_at.elapsed();
@@ -439,9 +439,21 @@ fn server_lost_mid_run_is_survived(db: &str, stop: impl Fn(&Pg)) {
         .find(|l| l.contains("reconnected"))
         .unwrap_or("")
         .to_string();
+    // How long after the server was back (pg_ctl start returned) the run had reconnected.
+    let since_loss: u64 = reconnect_line
+        .split("since_loss_ms=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let lag = Duration::from_millis(since_loss).saturating_sub(up_after);
     eprintln!(
-        "{db}: server down for {up_after:?}; run took {:?}; {reconnect_line}",
+        "{db}: server down for {up_after:?}; reconnected {lag:?} after it was back; run took {:?}",
         out.elapsed
+    );
+    assert!(
+        lag < Duration::from_secs(2),
+        "reconnected {lag:?} after the server was back: {reconnect_line}"
     );
     assert!(
         out.stderr.contains("lost the connection"),

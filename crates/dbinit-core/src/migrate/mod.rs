@@ -83,6 +83,9 @@ pub async fn run(ctx: &Context<'_>, m: &MigrateSettings) -> Result<RunReport> {
     }
 }
 
+/// The longest pause between reconnect attempts after a lost connection.
+const RECONNECT_MAX: Duration = Duration::from_millis(500);
+
 /// Told when the run starts waiting behind someone else, with who: the migration lock held
 /// by another runner, or table locks a migration needs. Once per wait, for Kubernetes Events.
 pub type OnWait<'a> = &'a (dyn Fn(&str) + Sync);
@@ -147,10 +150,16 @@ pub async fn migrate_observed(
         }
         warn!(during = %action, error = %source, "lost the connection to PostgreSQL; reconnecting");
         let started = Instant::now();
+        // The server was there a moment ago: look often, so the run goes on within half a
+        // second of its return (a refused connection costs nothing).
+        let backoff = Backoff {
+            initial: s.wait.backoff.initial.min(RECONNECT_MAX),
+            max: s.wait.backoff.max.min(RECONNECT_MAX),
+        };
         let ready = match ready::wait_for_postgres(
             &s.postgres,
             s.wait.connect_timeout,
-            s.wait.backoff,
+            backoff,
             since + s.wait.timeout,
             &ctx.app,
         )
@@ -174,6 +183,7 @@ pub async fn migrate_observed(
         }
         info!(
             after_ms = started.elapsed().as_millis() as u64,
+            since_loss_ms = since.elapsed().as_millis() as u64,
             "reconnected to PostgreSQL; taking the migration lock again"
         );
         conn = ready.client;
