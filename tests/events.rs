@@ -3,12 +3,11 @@
 //! SQLSTATE in the Failed Event and the termination message, a Role that grants `create` on
 //! events and nothing more, and DBINIT_LABELS on the objects the job creates.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::{Finished, KubeApi, PG_PASSWORD, Pg, command, run};
+use dbinit_tests::{Finished, KubeApi, PG_PASSWORD, Pg, PsqlSession, command, run};
 use serde_json::{Value, json};
 
 struct World<'a> {
@@ -50,7 +49,7 @@ impl<'a> World<'a> {
         c
     }
 
-    /// (reason, type, message, involvedObject) of every Event in the namespace, oldest first.
+    /// (reason, type, message, involvedObject) of every Event in the namespace, in posting order.
     fn events(&self) -> Vec<(String, String, String, Value)> {
         let (code, body) = self.api.admin(
             "GET",
@@ -60,14 +59,14 @@ impl<'a> World<'a> {
         assert_eq!(code, 200, "list events: {body}");
         let list: Value = serde_json::from_str(&body).expect("json");
         let mut items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
-        items.sort_by(|a, b| {
-            let key = |e: &Value| {
-                (
-                    e["firstTimestamp"].as_str().unwrap_or("").to_string(),
-                    e["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                )
-            };
-            key(a).cmp(&key(b))
+        // Timestamps have whole seconds; the name ends in the posting time in nanoseconds
+        // (hex) and a sequence number, as client-go names Events.
+        items.sort_by_key(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .and_then(|n| n.rsplit_once('.'))
+                .and_then(|(_, hex)| u128::from_str_radix(hex, 16).ok())
+                .unwrap_or(0)
         });
         items
             .into_iter()
@@ -133,29 +132,10 @@ fn one_event_per_state_change_and_the_failure_names_file_and_sqlstate() {
         "ALTER TABLE items ADD COLUMN note text;",
     )
     .expect("write");
-    let mut reader = Command::new("psql")
-        .args(["-X", "-q", "-h", "127.0.0.1", "-p"])
-        .arg(w.pg.port.to_string())
-        .args(["-U", "postgres", "-d", &w.db])
-        .env("PGPASSWORD", PG_PASSWORD)
-        .env("PGAPPNAME", "slow-report")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("psql");
-    let mut rin = reader.stdin.take().expect("stdin");
-    rin.write_all(b"BEGIN;\nSELECT count(*) FROM items;\n")
-        .expect("write");
-    rin.flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while w.pg.psql(
-        &w.db,
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'slow-report' AND l.relation = 'items'::regclass",
-    ) == "0"
-    {
-        assert!(Instant::now() < deadline, "the reader never locked items");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut reader = PsqlSession::open(&w.pg, &w.db, "slow-report");
+    reader.send("BEGIN;");
+    reader.send("SELECT count(*) FROM items;");
+    PsqlSession::wait_for_table_lock(&w.pg, &w.db, "slow-report", "items");
     let mut c = w.cmd("admin-token", dir.path());
     c.env("DBINIT_MIGRATION_LOCK_TIMEOUT", "200ms");
     let child = c
@@ -165,9 +145,8 @@ fn one_event_per_state_change_and_the_failure_names_file_and_sqlstate() {
         .expect("spawn");
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(4));
-    rin.write_all(b"COMMIT;\n").expect("write");
-    drop(rin);
-    let _ = reader.wait();
+    reader.send("COMMIT;");
+    reader.close();
     let out = dbinit_tests::finish(child, started);
     ok(&out);
     let retries = out.stderr.matches("retrying").count();

@@ -1,16 +1,16 @@
 //! `dbinit run` against a database that is serving traffic (issue 16), on real servers:
 //! DDL behind a long reader retries under a short `lock_timeout` instead of queueing the
 //! application behind it; inherited statement timeouts do not kill migrations; a server
-//! restart or crash mid-run is survived by the same process; PgBouncer in front works.
+//! restart or crash mid-run is survived by the same process. (PgBouncer: tests/pooler.rs.)
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::{Finished, PG_PASSWORD, Pg, PgBouncer, PoolMode, command, finish, run};
+use dbinit_tests::{Finished, PG_PASSWORD, Pg, PsqlSession, command, finish, run};
 
 /// The documented default of DBINIT_MIGRATION_LOCK_TIMEOUT.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -49,64 +49,6 @@ fn spawn(mut c: Command) -> (Child, Instant) {
 
 fn ok(o: &Finished) {
     assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
-}
-
-/// A psql session as the superuser whose statements we feed one at a time: a transaction we
-/// hold open and end when we choose.
-struct Session {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Session {
-    fn open(pg: &Pg, db: &str, app_name: &str) -> Self {
-        let mut child = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p"])
-            .arg(pg.port.to_string())
-            .args(["-U", "postgres", "-d", db])
-            .env("PGPASSWORD", PG_PASSWORD)
-            .env("PGAPPNAME", app_name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn psql");
-        let stdin = child.stdin.take();
-        Self { child, stdin }
-    }
-
-    fn send(&mut self, sql: &str) {
-        let stdin = self.stdin.as_mut().expect("session open");
-        stdin.write_all(sql.as_bytes()).expect("write to psql");
-        stdin.write_all(b"\n").expect("write to psql");
-        stdin.flush().expect("flush psql");
-    }
-
-    fn close(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits (up to 10 s) until a session named `app_name` holds a granted lock on `table`.
-fn wait_for_table_lock(pg: &Pg, db: &str, app_name: &str, table: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sql = format!(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-         WHERE a.application_name = '{app_name}' AND l.granted AND l.relation = '{table}'::regclass"
-    );
-    while pg.psql(db, &sql) == "0" {
-        assert!(Instant::now() < deadline, "{app_name} never locked {table}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The application: one psql session running `query` about every 50 ms, each timed by psql
@@ -195,11 +137,11 @@ fn ddl_behind_a_long_reader_retries_and_the_app_never_stalls_past_lock_timeout()
     );
 
     // A reader holds ACCESS SHARE on items for 15 s (a report, a slow request).
-    let mut reader = Session::open(&pg, db, "long-reader");
+    let mut reader = PsqlSession::open(&pg, db, "long-reader");
     reader.send("BEGIN;");
     reader.send("SELECT count(*) FROM items;");
     let held_at = Instant::now();
-    wait_for_table_lock(&pg, db, "long-reader", "items");
+    PsqlSession::wait_for_table_lock(&pg, db, "long-reader", "items");
 
     // The migration starts behind it (default lock timeout), and the application keeps
     // reading the same table meanwhile.
@@ -265,10 +207,10 @@ fn per_file_lock_timeout_header_and_a_bad_header() {
             "-- dbinit:lock-timeout=20s\nALTER TABLE items ADD COLUMN note text;",
         )],
     );
-    let mut reader = Session::open(&pg, db, "short-reader");
+    let mut reader = PsqlSession::open(&pg, db, "short-reader");
     reader.send("BEGIN;");
     reader.send("SELECT count(*) FROM items;");
-    wait_for_table_lock(&pg, db, "short-reader", "items");
+    PsqlSession::wait_for_table_lock(&pg, db, "short-reader", "items");
     let mut c = cmd(pg.env(), db, dir.path());
     c.env("DBINIT_MIGRATION_LOCK_TIMEOUT", "300ms");
     let (child, started) = spawn(c);
@@ -483,106 +425,4 @@ fn postgres_stopped_and_restarted_mid_run_the_same_process_finishes() {
 #[test]
 fn postgres_killed_9_mid_run_the_same_process_finishes() {
     server_lost_mid_run_is_survived("live_crash", kill_9);
-}
-
-/// A migration set whose every file logs itself, for counting double applies.
-fn logged_set() -> tempfile::TempDir {
-    let mut files = vec![(
-        "V1__log.sql".to_string(),
-        "CREATE TABLE applied_log (v int NOT NULL);\nINSERT INTO applied_log VALUES (1);"
-            .to_string(),
-    )];
-    for v in 2..=6 {
-        files.push((
-            format!("V{v}__step.sql"),
-            format!("INSERT INTO applied_log VALUES ({v});\nSELECT pg_sleep(0.2);"),
-        ));
-    }
-    let dir = tempfile::tempdir().expect("tmp");
-    for (n, s) in &files {
-        std::fs::write(dir.path().join(n), s).expect("write");
-    }
-    dir
-}
-
-fn ten_runners_through(bouncer: &PgBouncer, pg: &Pg, db: &str) {
-    pg.psql("postgres", &format!("CREATE DATABASE {db}"));
-    let dir = logged_set();
-    let children: Vec<_> = (0..10)
-        .map(|_| spawn(cmd(bouncer.env(), db, dir.path())))
-        .collect();
-    let outs: Vec<Finished> = children.into_iter().map(|(c, s)| finish(c, s)).collect();
-    for o in &outs {
-        ok(o);
-    }
-    assert_eq!(pg.history(db), "1,2,3,4,5,6");
-    assert_eq!(
-        pg.psql(db, "SELECT count(*), count(DISTINCT v) FROM applied_log"),
-        "6|6",
-        "each migration applied exactly once"
-    );
-    let slowest = outs.iter().map(|o| o.elapsed).max().unwrap_or_default();
-    eprintln!("{db}: 10 runners through PgBouncer, slowest {slowest:?}");
-}
-
-#[test]
-fn the_harness_pooler_really_shares_session_locks_in_transaction_mode() {
-    // The hazard the migration lock must survive: a session-level advisory lock taken
-    // through a transaction-mode pooler is held by a server connection another client gets.
-    let pg = Pg::start_new();
-    let bouncer = PgBouncer::start(&pg, PoolMode::Transaction, 1);
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p"])
-            .arg(bouncer.port.to_string())
-            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
-            .env("PGPASSWORD", PG_PASSWORD)
-            .output()
-            .expect("psql");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let mut a = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p"])
-        .arg(bouncer.port.to_string())
-        .args(["-U", "postgres", "-d", "postgres"])
-        .env("PGPASSWORD", PG_PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("psql");
-    let mut a_in = a.stdin.take().expect("stdin");
-    a_in.write_all(b"SELECT pg_advisory_lock(42);\n")
-        .expect("write");
-    a_in.flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pg.psql(
-        "postgres",
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42",
-    ) != "1"
-    {
-        assert!(Instant::now() < deadline, "client A never took the lock");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        psql("SELECT pg_try_advisory_lock(42)"),
-        "t",
-        "client B got A's server connection and with it A's session lock"
-    );
-    drop(a_in);
-    let _ = a.wait();
-}
-
-#[test]
-fn ten_runners_through_pgbouncer_in_transaction_mode_apply_each_migration_once() {
-    let pg = Pg::start_new();
-    // Two server connections for ten runners: server connections are shared all the time.
-    let bouncer = PgBouncer::start(&pg, PoolMode::Transaction, 2);
-    ten_runners_through(&bouncer, &pg, "live_pool_tx");
-}
-
-#[test]
-fn ten_runners_through_pgbouncer_in_session_mode_apply_each_migration_once() {
-    let pg = Pg::start_new();
-    let bouncer = PgBouncer::start(&pg, PoolMode::Session, 30);
-    ten_runners_through(&bouncer, &pg, "live_pool_session");
 }

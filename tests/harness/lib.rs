@@ -20,8 +20,10 @@ pub mod manifest;
 pub mod node;
 pub mod tls;
 mod pgbouncer;
+mod psql_session;
 pub use kube_api::KubeApi;
 pub use pgbouncer::{PgBouncer, PoolMode};
+pub use psql_session::PsqlSession;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
