@@ -246,6 +246,16 @@ fn per_file_lock_timeout_header_and_a_bad_header() {
         out.stderr
     );
     assert_eq!(pg.history(db), "1,2", "nothing ran");
+
+    let mut c = cmd(pg.env(), db, dir.path());
+    c.env("DBINIT_MIGRATION_LOCK_TIMEOUT", "soon");
+    let out = run(c);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DBINIT_MIGRATION_LOCK_TIMEOUT"),
+        "names the setting: {}",
+        out.stderr
+    );
 }
 
 #[test]
