@@ -244,7 +244,7 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
             Duration::ZERO,
         )?,
     };
-    for mig in &set.migrations {
+    for mig in &migrations.migrations {
         crate::migrate::session::header(mig.sql().unwrap_or_default())
             .map_err(|e| ConfigError(format!("migration {mig}: {e}")))?;
     }

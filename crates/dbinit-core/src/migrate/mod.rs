@@ -23,8 +23,8 @@ pub mod adopt_settings;
 pub mod apply;
 pub mod audit;
 pub mod baseline;
-pub mod drift;
 pub mod blockers;
+pub mod drift;
 pub mod history;
 pub mod lock;
 pub mod plan;
@@ -447,22 +447,26 @@ async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<Inva
     if built.is_empty() {
         return Ok(Vec::new());
     }
-    let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
+    // Simple protocol: no named prepared statement for a transaction-mode pooler to mix up.
+    let list = built
+        .iter()
+        .map(|(n, _)| postgres::sql::quote_literal(n))
+        .collect::<Vec<_>>()
+        .join(", ");
     let rows = client
-        .query(
+        .simple_query(&format!(
             "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             WHERE NOT i.indisvalid AND c.relname = ANY($1) AND pg_table_is_visible(c.oid)",
-            &[&names],
-        )
+             WHERE NOT i.indisvalid AND c.relname IN ({list}) AND pg_table_is_visible(c.oid)"
+        ))
         .await
-        .map_err(|e| Error::Postgres {
-            action: "look for invalid indexes".into(),
-            source: PgError(e),
-        })?;
+        .map_err(|e| pg_error("look for invalid indexes", e))?;
     Ok(rows
         .iter()
-        .filter_map(|row| {
-            let index: String = row.get(0);
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .filter_map(|index| {
             let migration = built.iter().find(|(n, _)| *n == index)?.1.clone();
             Some(InvalidIndex {
                 repair: format!(
