@@ -203,7 +203,18 @@ async fn pass(
     let (state, plan) = read_plan(conn, m).await?;
     let plan = plan.check()?;
     // No dbinit history but tables: adopt as the settings say, or refuse (exit 9).
-    let adoption = adopt::decide(conn, m, &state, &s.postgres.database).await?;
+    let adoption = match adopt::decide(conn, m, &state, &s.postgres.database).await {
+        // The tables may be a concurrent runner's first migrations, committed (with their
+        // history rows) between the history read and the look at the tables: read again.
+        Err(e @ Error::Unadopted(_)) => {
+            if read_plan(conn, m).await?.0.migrations.is_empty() {
+                return Err(e);
+            }
+            info!("another runner started migrating this database meanwhile");
+            None
+        }
+        r => r?,
+    };
     report.planned(&m.set, &plan);
     if !plan.future.is_empty() {
         warn!(future = ?plan.future, "the database has migrations newer than this set (a newer release?); continuing");
