@@ -498,7 +498,11 @@ fn sigterm_releases_the_lease_at_once_and_records_what_was_applied() {
             "CREATE TABLE b (id int);\nSELECT pg_sleep(30);",
         ),
     ]);
-    let (job, started) = w.spawn(dir.path());
+    let mut cmd = w.cmd("admin-token", dir.path());
+    cmd.env("DBINIT_TIMEOUT", "3s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (job, started) = (cmd.spawn().expect("spawn dbinit-job"), Instant::now());
     w.pg.wait_for_query("pg_sleep(30)");
     let signalled = Instant::now();
     sigterm(&job);
@@ -527,8 +531,9 @@ fn sigterm_releases_the_lease_at_once_and_records_what_was_applied() {
     );
 }
 
-/// The record of a failed run comes from what the run knew: with PostgreSQL gone right after
-/// the failure, it still says what was applied before it, and the Lease is released at once.
+/// The record of a failed run comes from what the run knew: with PostgreSQL gone for longer
+/// than the run waits for it to come back (DBINIT_TIMEOUT from the loss), it still says what
+/// was applied before it, and the Lease is released at once.
 #[test]
 fn a_failed_run_is_recorded_and_released_without_asking_the_database() {
     let api = KubeApi::shared();
@@ -538,7 +543,11 @@ fn a_failed_run_is_recorded_and_released_without_asking_the_database() {
         ("V2__b.sql", "CREATE TABLE b (id int);"),
         ("V3__slow.sql", "SELECT pg_sleep(30);"),
     ]);
-    let (job, started) = w.spawn(dir.path());
+    let mut cmd = w.cmd("admin-token", dir.path());
+    cmd.env("DBINIT_TIMEOUT", "3s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (job, started) = (cmd.spawn().expect("spawn dbinit-job"), Instant::now());
     w.pg.wait_for_query("pg_sleep(30)");
     // Fast shutdown: V3's session is terminated (the migration fails), and PostgreSQL stays
     // down, so anything that asked the database afterwards would find nobody.
@@ -548,9 +557,10 @@ fn a_failed_run_is_recorded_and_released_without_asking_the_database() {
     let exited_after = stopped.elapsed();
     assert_ne!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        exited_after < Duration::from_secs(2),
-        "exited {exited_after:?} after the failure"
+        exited_after < Duration::from_secs(5),
+        "exited {exited_after:?} after the loss (3 s to come back, then at once)"
     );
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert_eq!(
         w.lease_holder().as_deref(),
         Some(""),

@@ -18,8 +18,12 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 mod kube_api;
 pub mod manifest;
 pub mod node;
+mod pgbouncer;
+mod psql_session;
 pub mod tls;
 pub use kube_api::KubeApi;
+pub use pgbouncer::{PgBouncer, PoolMode};
+pub use psql_session::PsqlSession;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

@@ -206,6 +206,37 @@ pub enum Error {
         /// Who held it at the end.
         holder: Option<String>,
     },
+    /// A file kept failing to get the table locks it needs (SQLSTATE 55P03 under its
+    /// `lock_timeout`, or deadlocks) until the retry deadline; each attempt was rolled back.
+    #[error(
+        "{kind} {name} could not get the locks it needs within {:.1}s ({attempts} attempts, each rolled back){} (SQLSTATE {sqlstate})",
+        waited.as_secs_f64(),
+        blockers.as_ref().map(|b| format!("; blocked by {b}")).unwrap_or_default()
+    )]
+    TableLockTimeout {
+        /// Migration or seed.
+        kind: ScriptKind,
+        /// Which file.
+        name: String,
+        /// The last attempt's SQLSTATE (55P03, 40P01 or 40001).
+        sqlstate: String,
+        /// How long it kept trying.
+        waited: Duration,
+        /// How many attempts.
+        attempts: u32,
+        /// Who held the conflicting locks, when seen.
+        blockers: Option<String>,
+    },
+    /// The connection to PostgreSQL went away mid-run and did not come back in time (a
+    /// restart or failover that outlasted the deadline, or one that kept happening).
+    #[error("lost the connection to PostgreSQL while trying to {action}")]
+    Disconnected {
+        /// What was being done.
+        action: String,
+        /// The driver's or server's words.
+        #[source]
+        source: Cause,
+    },
     /// A lock above the database (the Kubernetes Lease) was not acquired in time or was lost.
     #[error(transparent)]
     LockLost(Cause),
@@ -242,7 +273,10 @@ impl Error {
             Self::DependencyTimeout { .. } | Self::SchemaTimeout { .. } => ExitCode::Timeout,
             Self::ScriptFailed { .. } => ExitCode::MigrationFailed,
             Self::Diverged(_) => ExitCode::Diverged,
-            Self::LockTimeout { .. } | Self::LockLost(_) => ExitCode::Lock,
+            Self::LockTimeout { .. } | Self::LockLost(_) | Self::TableLockTimeout { .. } => {
+                ExitCode::Lock
+            }
+            Self::Disconnected { .. } => ExitCode::Timeout,
             Self::Refused { .. } => ExitCode::Refused,
             Self::Unusable { .. } | Self::Postgres { .. } => ExitCode::Failure,
             Self::Interrupted(_) => ExitCode::Interrupted,
@@ -255,6 +289,17 @@ impl Error {
     pub fn report(&self) -> Option<&RunReport> {
         match self {
             Self::Run { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// The file a failed run stopped at and the SQLSTATE it ended with, for the
+    /// termination message and Kubernetes Events.
+    pub fn failed_file(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::ScriptFailed { name, sqlstate, .. } => Some((name, sqlstate.as_deref())),
+            Self::TableLockTimeout { name, sqlstate, .. } => Some((name, Some(sqlstate))),
+            Self::Run { cause, .. } => cause.failed_file(),
             _ => None,
         }
     }

@@ -8,9 +8,9 @@
 //! secrets scrubbed.
 //!
 //! Rooms: [`config`] (one file per source or syntax), [`postgres`] (connect, TLS, quoting,
-//! database creation), [`migrate`] (set, plan, history, lock, apply, splitter, report), and
-//! the small shared ones: [`error`], [`outcome`], [`secret`], [`retry`], [`telemetry`],
-//! [`ready`], [`redis`], [`cli`].
+//! database creation), [`migrate`] (set, plan, history, lock, apply, session, blockers,
+//! splitter, report), and the small shared ones: [`error`], [`outcome`], [`secret`],
+//! [`retry`], [`telemetry`], [`ready`], [`redis`], [`cli`].
 
 pub mod cli;
 pub mod config;

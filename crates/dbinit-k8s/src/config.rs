@@ -1,6 +1,7 @@
 //! `dbinit-job`'s own options: where the Lease and the status ConfigMap live, who holds the
 //! Lease, and its timing. Checked once, like dbinit-core's configuration.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dbinit_core::config::{ConfigError, duration_setting};
@@ -72,6 +73,23 @@ pub struct JobArgs {
         hide_env_values = true
     )]
     pub api_timeout: Option<String>,
+    /// Labels added to the Lease and status ConfigMap when dbinit-job creates them (never
+    /// changed on existing ones), beside app.kubernetes.io/managed-by=dbinit: comma-separated
+    /// key=value pairs, e.g. app.kubernetes.io/instance=shop,app.kubernetes.io/name=dbinit
+    #[arg(
+        long,
+        env = "DBINIT_LABELS",
+        value_name = "KEY=VALUE,...",
+        hide_env_values = true
+    )]
+    pub labels: Option<String>,
+    /// The Pod this job runs in, which its Events are about (set from the Downward API's
+    /// metadata.name) [default: the Lease]
+    #[arg(long, env = "POD_NAME", value_name = "NAME", hide_env_values = true)]
+    pub pod_name: Option<String>,
+    /// The Pod's UID (Downward API metadata.uid), so `kubectl describe pod` lists the Events
+    #[arg(long, env = "POD_UID", value_name = "UID", hide_env_values = true)]
+    pub pod_uid: Option<String>,
     /// How long to wait for the lease held by another replica (exit 7 after) [default: 10m]
     #[arg(
         long,
@@ -97,6 +115,55 @@ pub struct JobSettings {
     pub timing: LeaseTiming,
     /// Acquire timeout.
     pub acquire_timeout: Duration,
+    /// Extra labels for created objects.
+    pub labels: BTreeMap<String, String>,
+    /// The Pod's name and UID, when running in one.
+    pub pod: Option<(String, Option<String>)>,
+}
+
+/// A label name: 1-63 characters, alphanumeric at both ends, `-_.` inside.
+fn label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A DNS-1123 subdomain (a label key's prefix).
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Parses `DBINIT_LABELS`: comma-separated `key=value` with Kubernetes' label syntax.
+pub fn parse_labels(raw: &str) -> std::result::Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let ok = pair.split_once('=').and_then(|(k, v)| {
+            let name_ok = match k.split_once('/') {
+                Some((prefix, name)) => dns_subdomain(prefix) && label_name(name),
+                None => label_name(k),
+            };
+            (name_ok && (v.is_empty() || label_name(v))).then(|| (k.to_string(), v.to_string()))
+        });
+        let Some((k, v)) = ok else {
+            return Err(ConfigError(format!(
+                "invalid DBINIT_LABELS (--labels): {pair:?} is not key=value with Kubernetes label syntax (key: [prefix/]name, name and value up to 63 of a-z A-Z 0-9 - _ . starting and ending alphanumeric; pairs separated by commas)"
+            )));
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
 }
 
 /// Kubernetes object names: DNS-1123 subdomains.
@@ -171,6 +238,11 @@ impl JobArgs {
             )?,
             identity,
             timing,
+            labels: parse_labels(self.labels.as_deref().unwrap_or(""))?,
+            pod: self
+                .pod_name
+                .filter(|n| !n.is_empty())
+                .map(|n| (n, self.pod_uid.filter(|u| !u.is_empty()))),
             acquire_timeout: duration_setting(
                 self.acquire_timeout,
                 "DBINIT_ACQUIRE_TIMEOUT",
@@ -209,6 +281,19 @@ mod tests {
                 .0
                 .contains("DBINIT_LEASE_NAME")
         );
+        let labels = parse_labels("app.kubernetes.io/instance=shop, team=db,empty=").expect("ok");
+        assert_eq!(labels["app.kubernetes.io/instance"], "shop");
+        assert_eq!(labels["empty"], "");
+        for bad in [
+            "novalue",
+            "Bad Key=x",
+            "k=-x",
+            "a/b/c=x",
+            "UPPER.example/x=y",
+        ] {
+            let e = parse_labels(bad).expect_err(bad).0;
+            assert!(e.contains("DBINIT_LABELS") && e.contains(bad), "{e}");
+        }
         let bad = JobArgs {
             renew_deadline: Some("20s".into()),
             ..JobArgs::default()

@@ -8,12 +8,14 @@ use dbinit_core::error::{ExitCode, Result};
 use dbinit_core::migrate::report::RunReport;
 use dbinit_core::migrate::{self, MigrateSettings};
 use dbinit_core::ready::{self, Context, PgReady};
+use dbinit_core::secret::scrub;
 use dbinit_core::{Error, outcome};
 use kube::Api;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{JobArgs, JobSettings};
+use crate::events::{self, Milestone, Recorder, Regarding};
 use crate::lease::{Held, LeaseError, LeaseLock};
 use crate::record::RunRecord;
 use crate::status::StatusWriter;
@@ -84,9 +86,7 @@ async fn or_signal<T>(work: impl std::future::Future<Output = Result<T>>) -> Res
     }
 }
 
-/// The whole job. Readiness comes first, without the Lease: a Job that cannot reach its
-/// database must not hold the Lease while it waits. SIGTERM/SIGINT end it with the run rolled
-/// back, the status recorded and the Lease released at once.
+/// The whole job, with an Event at its start and one at its end (and one per wait).
 async fn job_run(
     s: &Settings,
     m: &MigrateSettings,
@@ -102,6 +102,76 @@ async fn job_run(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
+    let regarding = match &job.pod {
+        Some((name, uid)) => Regarding {
+            kind: "Pod",
+            api_version: "v1",
+            name: name.clone(),
+            uid: uid.clone(),
+        },
+        None => Regarding {
+            kind: "Lease",
+            api_version: "coordination.k8s.io/v1",
+            name: job.lease_name.clone(),
+            uid: None,
+        },
+    };
+    let (events, flush) = events::start(
+        Api::namespaced(client.clone(), &ns),
+        &ns,
+        regarding,
+        &job.identity,
+        job.timing.api_timeout,
+    );
+    events.record(Milestone::Started(format!(
+        "migrating database {:?} to version {} ({} migration(s) and {} seed(s) in the set)",
+        s.postgres.database,
+        m.set
+            .target_version()
+            .map_or("-".to_string(), |v| v.to_string()),
+        m.set.migrations.len(),
+        m.set.seeds.len()
+    )));
+    let r = job_body(s, m, job, started, client, &ns, &events).await;
+    events.record(match &r {
+        Ok(summary) => Milestone::Applied(summary.clone()),
+        Err(e) => {
+            let code = e.exit_code();
+            let msg = scrub(&e.render(), s.secrets());
+            Milestone::Failed(match e.failed_file() {
+                Some((file, sqlstate)) => format!(
+                    "{file} failed (SQLSTATE {}, exit {}): {msg}",
+                    sqlstate.unwrap_or("none"),
+                    code as u8
+                ),
+                None => format!("exit {} ({}): {msg}", code as u8, code.as_str()),
+            })
+        }
+    });
+    drop(events);
+    if tokio::time::timeout(job.timing.api_timeout * 2, flush)
+        .await
+        .is_err()
+    {
+        warn!("gave up posting the last Events");
+    }
+    r
+}
+
+/// The job's steps. Readiness comes first, without the Lease: a Job that cannot reach its
+/// database must not hold the Lease while it waits. SIGTERM/SIGINT end it with the run rolled
+/// back, the status recorded and the Lease released at once.
+async fn job_body(
+    s: &Settings,
+    m: &MigrateSettings,
+    job: &JobSettings,
+    started: Instant,
+    client: kube::Client,
+    ns: &str,
+    events: &Recorder,
+) -> Result<String> {
+    let ns = ns.to_string();
+    let on_wait = |w: &str| events.record(Milestone::WaitingForLock(format!("waiting for {w}")));
     let ctx = Context::new(s, &job.identity, started);
     let ready = or_signal(ready::wait_for_dependencies(&ctx)).await?;
 
@@ -110,15 +180,21 @@ async fn job_run(
         &job.lease_name,
         &job.identity,
         job.timing,
-    );
+    )
+    .with_labels(job.labels.clone());
     let status = StatusWriter::new(
         Api::namespaced(client, &ns),
         &job.status_configmap,
         job.timing.api_timeout,
-    );
+    )
+    .with_labels(job.labels.clone());
     info!(namespace = %ns, lease = %job.lease_name, identity = %job.identity, "taking the migration lease");
-    let mut held =
-        or_signal(async { lock.acquire(job.acquire_timeout).await.map_err(lease_error) }).await?;
+    let mut held = or_signal(async {
+        lock.acquire(job.acquire_timeout, &on_wait)
+            .await
+            .map_err(lease_error)
+    })
+    .await?;
     let mut record = RunRecord::started(&job.identity, held.epoch, &s.postgres.database, &m.set);
     if let Err(e) = status.write(&record).await {
         if e.is_forbidden() {
@@ -135,7 +211,7 @@ async fn job_run(
     let run_started = Instant::now();
     let ctx = Context::new(s, &job.identity, run_started);
     let mut report = RunReport::new(&s.postgres.database);
-    let (result, lost) = supervise(&mut held, work(&ctx, m, ready, &mut report)).await;
+    let (result, lost) = supervise(&mut held, work(&ctx, m, ready, &mut report, &on_wait)).await;
     let result = result.map_err(|e| e.with_report(report.clone()));
     record.finish(&report, &result, &s.secrets(), run_started);
     let epoch = held.epoch;
@@ -163,13 +239,14 @@ async fn work(
     m: &MigrateSettings,
     ready: PgReady,
     report: &mut RunReport,
+    on_wait: migrate::OnWait<'_>,
 ) -> Result<()> {
     let ready = if ready.client.is_closed() {
         ready::wait_for_dependencies(ctx).await?
     } else {
         ready
     };
-    migrate::migrate(ctx, m, ready, report).await
+    migrate::migrate_observed(ctx, m, ready, report, on_wait).await
 }
 
 /// Runs `work` while renewing the lease; returns its result and whether the lease was lost.

@@ -41,6 +41,7 @@ pub struct StatusWriter {
     api: Api<ConfigMap>,
     name: String,
     timeout: Duration,
+    labels: BTreeMap<String, String>,
 }
 
 impl StatusWriter {
@@ -50,7 +51,14 @@ impl StatusWriter {
             api,
             name: name.to_string(),
             timeout,
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// Adds labels to the ConfigMap when this writer creates it (an existing one keeps its own).
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
     }
 
     fn err(&self, e: impl std::fmt::Display, code: Option<u16>) -> StatusError {
@@ -98,7 +106,7 @@ impl StatusWriter {
             let result = match current {
                 None => {
                     let cm = ConfigMap {
-                        metadata: crate::managed_metadata(&self.name),
+                        metadata: crate::managed_metadata(&self.name, &self.labels),
                         data: Some(data),
                         ..ConfigMap::default()
                     };

@@ -304,6 +304,26 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub lock_timeout: Option<String>,
+    /// `lock_timeout` of each migration's statements: a file that waits longer for a table
+    /// lock is rolled back and retried, so the application's queries never queue behind it
+    /// for longer; 0 waits; a file's `-- dbinit:lock-timeout=30s` header overrides it
+    /// [default: 3s]
+    #[arg(
+        long,
+        env = "DBINIT_MIGRATION_LOCK_TIMEOUT",
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub migration_lock_timeout: Option<String>,
+    /// `statement_timeout` of migrations and seeds, replacing any the role or database sets
+    /// [default: 0, none]
+    #[arg(
+        long,
+        env = "DBINIT_STATEMENT_TIMEOUT",
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub statement_timeout: Option<String>,
     /// Before re-running a `-- dbinit:no-transaction` file, drop INVALID indexes it builds
     /// (left by an interrupted CREATE INDEX CONCURRENTLY) instead of stopping with exit 5
     #[arg(long, env = "DBINIT_REPAIR_INVALID_INDEXES", hide_env_values = true)]

@@ -33,6 +33,7 @@ use redis_url::resolve_redis;
 
 use crate::migrate::MigrateSettings;
 use crate::migrate::adopt::AdoptSettings;
+use crate::migrate::session::SessionSettings;
 use crate::migrate::set::MigrationSet;
 use crate::postgres::PostgresSettings;
 use crate::postgres::sql::TableName;
@@ -231,6 +232,22 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         set(a.adopt_map),
         &migrations,
     )?;
+    let session = SessionSettings {
+        lock_timeout: duration_setting(
+            a.migration_lock_timeout,
+            "DBINIT_MIGRATION_LOCK_TIMEOUT",
+            SessionSettings::default().lock_timeout,
+        )?,
+        statement_timeout: duration_setting(
+            a.statement_timeout,
+            "DBINIT_STATEMENT_TIMEOUT",
+            Duration::ZERO,
+        )?,
+    };
+    for mig in &migrations.migrations {
+        crate::migrate::session::header(mig.sql().unwrap_or_default())
+            .map_err(|e| ConfigError(format!("migration {mig}: {e}")))?;
+    }
     Ok(MigrateSettings {
         adopt,
         set: migrations,
@@ -247,6 +264,7 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
                 .unwrap_or("dbinit_seed_history"),
         )?,
         lock_timeout,
+        session,
         db_owner: a.db_owner.filter(|o| !o.is_empty()),
         repair_invalid_indexes: a.repair_invalid_indexes,
     })

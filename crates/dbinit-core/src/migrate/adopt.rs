@@ -55,26 +55,33 @@ pub async fn inspect(client: &Client, m: &MigrateSettings) -> Result<Findings> {
         audit::table(&m.history).sql(),
     ];
     let theirs: Vec<&str> = tools.iter().map(|t| t.table.as_str()).collect();
+    // Simple protocol with quoted literals: a named prepared statement would collide with
+    // another client's behind a transaction-mode pooler (PgBouncer).
+    let lit = crate::postgres::sql::quote_literal;
+    let theirs = theirs.iter().map(|t| lit(t)).collect::<Vec<_>>().join(", ");
     let rows = client
-        .query(
+        .simple_query(&format!(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-               AND c.oid <> ALL (ARRAY[coalesce(to_regclass($1)::oid, 0), coalesce(to_regclass($2)::oid, 0), coalesce(to_regclass($3)::oid, 0)])
-               AND NOT (c.relname = ANY($4) AND pg_table_is_visible(c.oid))
+               AND c.oid <> ALL (ARRAY[coalesce(to_regclass({})::oid, 0), coalesce(to_regclass({})::oid, 0), coalesce(to_regclass({})::oid, 0)])
+               AND NOT (c.relname = ANY(ARRAY[{theirs}]::text[]) AND pg_table_is_visible(c.oid))
                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              ORDER BY 1",
-            &[&ours[0], &ours[1], &ours[2], &theirs],
-        )
+            lit(&ours[0]),
+            lit(&ours[1]),
+            lit(&ours[2])
+        ))
         .await
         .map_err(pg)?;
     Ok(Findings {
         tables: rows
             .iter()
-            .map(|r| {
-                let t: String = r.get(0);
-                t.strip_prefix("public.").map(str::to_string).unwrap_or(t)
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
             })
+            .map(|t| t.strip_prefix("public.").map(str::to_string).unwrap_or(t))
             .collect(),
         tools,
     })

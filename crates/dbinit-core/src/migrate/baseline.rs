@@ -17,6 +17,7 @@ use super::{MigrateSettings, lock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::postgres::PgError;
+use crate::postgres::connect::connect_target;
 use crate::ready::{self, Context};
 
 fn pg(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
@@ -89,11 +90,17 @@ pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, req: Request) -> Re
         ))
         .into());
     }
-    let client = ready.client;
+    // The lock lives in a transaction on its own connection (see lock.rs): the writes go
+    // through a second one, so their COMMIT is theirs and not the lock's.
+    let lock_conn = ready.client;
     let key = lock::lock_key(db, &m.history);
-    lock::acquire(&client, key, m.lock_timeout).await?;
-    let r = locked(&client, m, req, db).await;
-    lock::release(&client, key).await;
+    lock::acquire(&lock_conn, key, m.lock_timeout, &|_| {}).await?;
+    let s = ctx.settings;
+    let r = match connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await {
+        Ok(client) => locked(&client, m, req, db).await,
+        Err(e) => Err(e),
+    };
+    lock::release(&lock_conn).await;
     r
 }
 

@@ -98,13 +98,23 @@ async fn read_state_slow(
     seeds_table: &TableName,
     with_seeds: bool,
 ) -> Result<DbState, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
-            &[&history.sql(), &seeds_table.sql()],
-        )
+    // Simple protocol: no named prepared statement for a transaction-mode pooler to mix up.
+    let rows = client
+        .simple_query(&format!(
+            "SELECT to_regclass({}) IS NOT NULL, to_regclass({}) IS NOT NULL",
+            quote_literal(&history.sql()),
+            quote_literal(&seeds_table.sql())
+        ))
         .await?;
-    let (has_history, has_seeds): (bool, bool) = (row.get(0), row.get(1));
+    let (has_history, has_seeds) = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((r.get(0) == Some("t"), r.get(1) == Some("t")))
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
     let mut state = DbState::default();
     if has_history {
         let full = Box::pin(read_state(

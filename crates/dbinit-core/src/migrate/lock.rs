@@ -1,17 +1,28 @@
-//! The migration lock: a PostgreSQL session-level advisory lock.
+//! The migration lock: a PostgreSQL advisory lock, transaction-level, held in a transaction
+//! kept open on a dedicated connection for the length of the run.
 //!
-//! Taken with `pg_try_advisory_lock` plus backoff, never a blocking `pg_advisory_lock`: a
-//! waiting statement holds a snapshot, and `CREATE INDEX CONCURRENTLY` run by the holder waits
-//! for every older snapshot to go away — a deadlock Flyway users hit (flyway#1654). Session
-//! locks die with the session, so a killed runner cannot leave it stuck.
+//! Taken with `pg_try_advisory_xact_lock` plus backoff, never a blocking call: a waiting
+//! statement holds a snapshot, and `CREATE INDEX CONCURRENTLY` run by the holder waits for
+//! every older snapshot to go away — a deadlock Flyway users hit (flyway#1654). The open
+//! transaction holds no snapshot between statements and no table locks, so it delays nobody.
+//!
+//! Why a transaction and not the session: through a transaction-mode pooler (PgBouncer
+//! `pool_mode=transaction`) a session-level lock stays behind on a server connection that
+//! the pooler then hands to other clients — for whom `pg_try_advisory_lock` succeeds, as the
+//! lock is re-entrant in its session. A server connection with an open transaction is never
+//! handed to anyone else. Session and transaction advisory locks on one key exclude each
+//! other, so older dbinit versions and this one still take turns. The lock ends with the
+//! transaction: at release, or when the session dies, so a killed runner cannot leave it stuck.
 
 use std::hash::Hasher;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_postgres::Client;
-use tracing::info;
+use tracing::{debug, info, warn};
 
+use super::OnWait;
+use super::session::{NO_IDLE_TIMEOUTS, pg_error};
 use crate::error::{Error, Result};
 use crate::postgres::PgError;
 use crate::postgres::sql::TableName;
@@ -36,17 +47,26 @@ const POLL: Backoff = Backoff {
 /// How often to say who holds the lock while waiting.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
+/// One try: opens a transaction and takes the lock in it, keeping the transaction open when
+/// the lock was granted and closing it when not.
 async fn try_lock(client: &Client, key: i64) -> Result<bool> {
-    let rows = client
-        .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
-        .await
-        .map_err(|e| Error::Postgres {
-            action: "try the migration lock".into(),
-            source: PgError(e),
-        })?;
-    Ok(rows
-        .iter()
-        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))))
+    let sql = format!("BEGIN;\n{NO_IDLE_TIMEOUTS};\nSELECT pg_try_advisory_xact_lock({key})");
+    let got = match client.simple_query(&sql).await {
+        Ok(rows) => rows.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")),
+        ),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg_error("try the migration lock", e));
+        }
+    };
+    if !got {
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| pg_error("try the migration lock", e))?;
+    }
+    Ok(got)
 }
 
 /// Who holds the lock: "pid 123 (dbinit/0.1.0 pod-a) from 10.0.0.5", or `None` if it was
@@ -73,9 +93,16 @@ pub async fn holder(client: &Client, key: i64) -> Option<String> {
     })
 }
 
-/// Takes the lock on `client`'s session, waiting up to `timeout`; returns how long it waited.
+/// Takes the lock on `client`, waiting up to `timeout`; returns how long it waited. The
+/// connection is then inside the lock's transaction until [`release`]: use it for nothing else
+/// but reads that take no locks.
 /// While waiting it logs, every few seconds, which session holds it.
-pub async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<Duration> {
+pub async fn acquire(
+    client: &Client,
+    key: i64,
+    timeout: Duration,
+    on_wait: OnWait<'_>,
+) -> Result<Duration> {
     let started = Instant::now();
     let pace = Pace {
         deadline: started + timeout,
@@ -91,7 +118,14 @@ pub async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<Dur
             Err(e) => Step::Fail(e),
         }
     };
+    let mut told = false;
     let r = poll(pace, step, |p| {
+        if !std::mem::replace(&mut told, true) {
+            on_wait(&format!(
+                "the migration lock, held by {}",
+                p.awaited.as_deref().unwrap_or("another runner")
+            ));
+        }
         info!(
             holder = p.awaited.as_deref().unwrap_or("(released)"),
             waited_ms = p.waited.as_millis() as u64,
@@ -109,13 +143,15 @@ pub async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<Dur
     }
 }
 
-/// Releases the lock (also released when the session ends).
-pub async fn release(client: &Client, key: i64) {
-    if let Err(e) = client
-        .simple_query(&format!("SELECT pg_advisory_unlock({key})"))
-        .await
-    {
-        tracing::debug!(error = %PgError(e), "unlock failed; the session's end releases it");
+/// Releases the lock by ending its transaction. When that fails the connection is gone, and
+/// the lock went with it; logged, since there is nothing left to release.
+pub async fn release(client: &Client) {
+    match client.batch_execute("ROLLBACK").await {
+        Ok(()) => debug!("released the migration lock"),
+        Err(e) => warn!(
+            error = %PgError(e),
+            "could not end the migration lock's transaction; the lock ended with its session"
+        ),
     }
 }
 

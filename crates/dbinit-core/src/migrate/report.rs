@@ -42,6 +42,11 @@ impl RunReport {
     pub fn planned(&mut self, set: &MigrationSet, plan: &Plan) {
         self.version = plan.applied_version;
         self.pending = plan.pending(set);
+        // After a reconnect: a commit the server lost in a crash (an asynchronous one) is
+        // pending again and will be applied, and counted, again.
+        let pending = &self.pending;
+        self.migrations.retain(|n| !pending.contains(n));
+        self.seeds.retain(|n| !pending.contains(n));
     }
 
     /// Records a migration this run applied (committed).
@@ -67,7 +72,7 @@ impl RunReport {
     /// which stay applied.
     pub fn after_failure(&self, cause: &Error) -> String {
         let applied = self.applied_this_run();
-        if !matches!(cause, Error::ScriptFailed { .. }) || applied.is_empty() {
+        if cause.failed_file().is_none() || applied.is_empty() {
             return String::new();
         }
         format!(

@@ -16,12 +16,10 @@
 /// The first line of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- dbinit:no-transaction";
 
-/// Whether the file's first non-blank line is exactly [`NO_TRANSACTION_MARKER`].
+/// Whether [`NO_TRANSACTION_MARKER`] is among the file's leading comment lines (its header,
+/// see [`super::session::header`]).
 pub fn is_no_transaction(sql: &str) -> bool {
-    sql.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .is_some_and(|l| l == NO_TRANSACTION_MARKER)
+    super::session::header(sql).is_ok_and(|h| h.no_transaction)
 }
 
 /// One statement of a file.

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tracing::{info, warn};
 
-use super::sql::quote_ident;
+use super::sql::{quote_ident, quote_literal};
 use super::{PgError, PostgresSettings};
 use crate::error::{Error, Result};
 use crate::retry::{Backoff, Pace, PollError, Step, poll};
@@ -27,17 +27,22 @@ pub async fn ensure_database(
     owner: Option<&str>,
     deadline: Instant,
 ) -> Result<bool> {
+    // Simple protocol with a quoted literal: no named prepared statement, which a
+    // transaction-mode pooler would let collide with another client's.
     let exists = maintenance
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&pg.database],
-        )
+        .simple_query(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = {}",
+            quote_literal(&pg.database)
+        ))
         .await
         .map_err(|e| Error::Postgres {
             action: format!("check whether database {:?} exists", pg.database),
             source: PgError(e),
         })?;
-    if exists.is_some() {
+    if exists
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+    {
         return Ok(false);
     }
     let mut sql = format!("CREATE DATABASE {}", quote_ident(&pg.database));

@@ -2,6 +2,7 @@
 //! resourceVersion read (409: somebody else won); while another replica holds it, watch it.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dbinit_core::retry::{Backoff, Pace, PollError, Step, Tick, poll};
@@ -22,6 +23,8 @@ pub struct LeaseLock {
     pub(super) name: String,
     pub(super) identity: String,
     pub(super) timing: LeaseTiming,
+    /// Labels the Lease gets when we create it.
+    pub(super) labels: BTreeMap<String, String>,
 }
 
 /// What a waiter remembers between looks.
@@ -49,7 +52,14 @@ impl LeaseLock {
             name: name.to_string(),
             identity: identity.to_string(),
             timing,
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// Adds labels to the Lease when this lock creates it (an existing Lease keeps its own).
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
     }
 
     fn spec_for_us(&self, transitions: i32, acquire_time: Option<MicroTime>) -> LeaseSpec {
@@ -65,7 +75,12 @@ impl LeaseLock {
     }
 
     /// Takes the lease, waiting (watching it) while another replica holds it, up to `timeout`.
-    pub async fn acquire(&self, timeout: Duration) -> Result<Held, LeaseError> {
+    /// `on_wait` is told once, with the holder, when the Lease turns out to be held.
+    pub async fn acquire(
+        &self,
+        timeout: Duration,
+        on_wait: &(dyn Fn(&str) + Sync),
+    ) -> Result<Held, LeaseError> {
         let t = self.timing;
         let pace = Pace {
             deadline: Instant::now() + timeout,
@@ -83,12 +98,22 @@ impl LeaseLock {
             seen.set(s);
             step
         };
+        let mut told = false;
         let r = poll(pace, step, |p| match p.awaited {
-            Awaited::Held(holder) => info!(
+            Awaited::Held(holder) => {
+                if !std::mem::replace(&mut told, true) {
+                    on_wait(&format!(
+                        "the Lease {}, held by {}",
+                        self.name,
+                        holder.as_deref().unwrap_or("another replica")
+                    ));
+                }
+                info!(
                 lease = %self.name,
                 holder = holder.as_deref().unwrap_or(""),
                 "lease is held by another replica; waiting"
-            ),
+                )
+            }
             Awaited::Failed(e) => warn!(error = %e, "lease call failed, retrying"),
         })
         .await;
@@ -196,7 +221,7 @@ impl LeaseLock {
 
     async fn create(&self) -> Result<Held, LeaseError> {
         let lease = Lease {
-            metadata: crate::managed_metadata(&self.name),
+            metadata: crate::managed_metadata(&self.name, &self.labels),
             spec: Some(self.spec_for_us(1, None)),
         };
         let created = call(
