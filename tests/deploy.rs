@@ -269,7 +269,8 @@ fn deploy_job_and_rbac_match_what_the_chart_renders() {
     let api = KubeApi::shared();
     let ns = api.namespace("drift");
     let values = serde_json::json!({"fullnameOverride": "dbinit"});
-    let child = driver::helm(api, "install", &ns, "drift", &values);
+    // Release "dbinit": the labels the chart passes in DBINIT_LABELS name the release.
+    let child = driver::helm(api, "install", &ns, "dbinit", &values);
     let chart_job = api.wait_for(&format!(
         "/apis/batch/v1/namespaces/{ns}/jobs/dbinit-migrate"
     ));

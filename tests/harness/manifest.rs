@@ -105,6 +105,7 @@ pub fn local_process(container: &Value, world: &PodWorld<'_>) -> Command {
             match path {
                 "metadata.name" => "local-pod-0".to_string(),
                 "metadata.namespace" => world.namespace.to_string(),
+                "metadata.uid" => "00000000-0000-4000-8000-000000000001".to_string(),
                 other => panic!("unexpected fieldRef {other}"),
             }
         } else {
