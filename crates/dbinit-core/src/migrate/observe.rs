@@ -1,0 +1,170 @@
+//! The flows that read and never write: [`wait`] (until another runner has applied
+//! everything) and [`status`] (what is applied, pending, drifted).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use tracing::info;
+
+use super::history::DbState;
+use super::report::{InvalidIndex, RunReport, StatusReport};
+use super::session::pg_error;
+use super::set::MigrationSet;
+use super::{MigrateSettings, plan, read_plan, sqlsplit};
+use crate::error::{Error, Result};
+use crate::postgres;
+use crate::ready::{self, Context};
+use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
+
+/// How often `wait` looks at the history.
+const WAIT_POLL: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(1),
+};
+
+/// Waits for the dependencies, then until the database holds every migration and seed of the
+/// set (applied by someone else), applying nothing. Divergence ends the wait with exit 6.
+pub async fn wait(ctx: &Context<'_>, m: &MigrateSettings) -> Result<RunReport> {
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    // The connection, kept between looks; replaced when it breaks.
+    let slot = &Cell::new(ready.on_target.then_some(ready.client));
+    let pace = Pace {
+        deadline: ctx.deadline,
+        backoff: WAIT_POLL,
+        report_every: Duration::from_secs(5),
+    };
+    let step = move |_| async move {
+        let mut client = slot.take();
+        let step = look(ctx, m, &mut client).await;
+        slot.set(client);
+        step
+    };
+    let r = poll(pace, step, |p| {
+        info!(missing = %p.awaited, "waiting for another runner to apply migrations");
+    })
+    .await;
+    r.map_err(|e| match e {
+        PollError::Failed(e) => e,
+        PollError::Deadline { last, waited, .. } => Error::SchemaTimeout {
+            waited,
+            missing: last,
+        },
+    })
+}
+
+/// One look of [`wait`]: connects when needed, reads, and says what is still missing.
+async fn look(
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
+    client: &mut Option<Client>,
+) -> Step<RunReport, Error, String> {
+    let pg = &ctx.settings.postgres;
+    if client.is_none() {
+        match postgres::connect(
+            pg,
+            &pg.database,
+            &ctx.app,
+            ctx.settings.wait.connect_timeout,
+        )
+        .await
+        {
+            Ok(c) => *client = Some(c),
+            Err(e) if matches!(e.class(), Class::MissingDatabase | Class::Transient) => {}
+            Err(e) => {
+                return Step::Fail(Error::Refused {
+                    dependency: postgres::connect::target_label(pg),
+                    cause: Box::new(e),
+                });
+            }
+        }
+    }
+    let Some(c) = client.as_ref() else {
+        return Step::Wait(format!("database {:?} (not created yet)", pg.database));
+    };
+    match read_plan(c, m).await {
+        Ok((_, plan)) => match plan.check() {
+            Err(d) => Step::Fail(d.into()),
+            Ok(plan) if plan.is_empty() => {
+                let mut report = RunReport::new(&pg.database);
+                report.planned(&m.set, &plan);
+                Step::Done(report)
+            }
+            Ok(plan) => Step::Wait(plan.describe_pending(&m.set)),
+        },
+        Err(e) => {
+            if c.is_closed() {
+                *client = None;
+            }
+            Step::Wait(e.render())
+        }
+    }
+}
+
+/// Reads the database and compares it with the set; changes nothing.
+pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusReport> {
+    let ready = ready::wait_for_dependencies(ctx).await?;
+    let (plan, invalid) = if ready.on_target {
+        let plan = read_plan(&ready.client, m).await?.1;
+        (plan, invalid_indexes(&ready.client, &m.set).await?)
+    } else {
+        (plan::plan(&m.set, &DbState::default()), Vec::new())
+    };
+    Ok(StatusReport::new(
+        &ctx.settings.postgres.database,
+        ready.on_target,
+        &m.set,
+        plan,
+        invalid,
+    ))
+}
+
+/// INVALID indexes that the set's no-transaction migrations build (named in their
+/// `CREATE INDEX CONCURRENTLY` statements): what an interrupted build leaves behind.
+async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<InvalidIndex>> {
+    let mut built: Vec<(String, String)> = Vec::new();
+    for m in &set.migrations {
+        let sql = m.sql().unwrap_or_default();
+        if sqlsplit::is_no_transaction(sql) {
+            for st in sqlsplit::split(sql) {
+                if let Some(name) = sqlsplit::concurrent_index_name(st.text) {
+                    built.push((name, m.to_string()));
+                }
+            }
+        }
+    }
+    if built.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Simple protocol: no named prepared statement for a transaction-mode pooler to mix up.
+    let list = built
+        .iter()
+        .map(|(n, _)| postgres::sql::quote_literal(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = client
+        .simple_query(&format!(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE NOT i.indisvalid AND c.relname IN ({list}) AND pg_table_is_visible(c.oid)"
+        ))
+        .await
+        .map_err(|e| pg_error("look for invalid indexes", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .filter_map(|index| {
+            let migration = built.iter().find(|(n, _)| *n == index)?.1.clone();
+            Some(InvalidIndex {
+                repair: format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                    postgres::sql::quote_ident(&index)
+                ),
+                index,
+                migration,
+            })
+        })
+        .collect())
+}
