@@ -45,6 +45,8 @@ pub struct KubeApi {
     etcd_port: u16,
     etcd: Mutex<Option<Watchdog>>,
     apiserver: Mutex<Option<Watchdog>>,
+    /// Removes `dir` at exit: the shared apiserver lives in a static, which is never dropped.
+    dir_guard: Mutex<Option<Watchdog>>,
 }
 
 impl Drop for KubeApi {
@@ -117,6 +119,7 @@ impl KubeApi {
         let api = KubeApi {
             port: free_port(),
             etcd_port,
+            dir_guard: Mutex::new(Some(crate::remove_at_exit(d))),
             dir,
             etcd: Mutex::new(Some(etcd_guard)),
             apiserver: Mutex::new(None),
@@ -344,7 +347,7 @@ impl KubeApi {
         if !keep_on_failure() {
             return;
         }
-        for guard in [&self.etcd, &self.apiserver] {
+        for guard in [&self.etcd, &self.apiserver, &self.dir_guard] {
             if let Some(mut g) = guard.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 g.keep();
             }

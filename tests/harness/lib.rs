@@ -195,13 +195,15 @@ impl Drop for Watchdog {
 /// A template data directory made by one `initdb` per test binary and copied per cluster:
 /// a copy takes a fraction of initdb's second.
 fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf, Watchdog)> = OnceLock::new();
     &TEMPLATE
         .get_or_init(|| {
             let dir = tempfile::Builder::new()
                 .prefix("dbinit-pg-template-")
                 .tempdir()
                 .expect("tempdir");
+            // A static is never dropped: the watchdog removes the copy source at exit.
+            let cleanup = remove_at_exit(dir.path());
             chown_to_postgres(dir.path());
             let data = dir.path().join("data");
             let pwfile = dir.path().join("pw");
@@ -225,9 +227,15 @@ fn template() -> &'static Path {
                     .output(),
                 "initdb",
             );
-            (dir, data)
+            (dir, data, cleanup)
         })
         .1
+}
+
+/// Removes `dir` when the test process exits, however it exits (the watchdog's pipe closes):
+/// for temp dirs held in statics, which Rust never drops.
+pub(crate) fn remove_at_exit(dir: &Path) -> Watchdog {
+    Watchdog::spawn("rm -rf \"$1\"", &[dir.to_str().expect("utf8 path")])
 }
 
 /// Options for a [`Pg`] cluster.

@@ -15,6 +15,8 @@ struct Dns {
     hosts: PathBuf,
     _dir: tempfile::TempDir,
     _server: Watchdog,
+    // Dns lives in a static, which is never dropped: this removes its directory at exit.
+    _cleanup: Watchdog,
 }
 
 fn start(node: &Node, ns: &str) -> Option<Dns> {
@@ -43,6 +45,7 @@ fn start(node: &Node, ns: &str) -> Option<Dns> {
         if text.contains("answering on") {
             return Some(Dns {
                 hosts,
+                _cleanup: crate::remove_at_exit(dir.path()),
                 _dir: dir,
                 _server: server,
             });
