@@ -31,6 +31,8 @@ else
   "$here/image.sh" >/dev/null
   "$here/cluster-up.sh" >/dev/null
   "$here/image-load.sh"
+  # README's `make cluster-check`: the node's basics first, so a broken node fails here, named.
+  "$here/cluster-check.sh"
   . "$N/env"
 fi
 export DBINIT_E2E_IMAGE=$image
