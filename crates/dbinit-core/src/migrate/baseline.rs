@@ -17,8 +17,7 @@ use super::{MigrateSettings, lock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::postgres::PgError;
-use crate::postgres::connect::connect_target;
-use crate::ready::{self, Context};
+use crate::ready::Context;
 
 fn pg(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::Postgres {
@@ -83,25 +82,11 @@ pub enum Request {
 /// record; a second call finds the versions recorded and does nothing.
 pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, req: Request) -> Result<String> {
     let db = &ctx.settings.postgres.database;
-    let ready = ready::wait_for_dependencies(ctx).await?;
-    if !ready.on_target {
-        return Err(ConfigError(format!(
-            "POSTGRES_DB (--postgres-db): database {db:?} does not exist; baseline and adopt record what an existing database holds (a new one needs neither: `dbinit run` creates it)"
-        ))
-        .into());
-    }
-    // The lock lives in a transaction on its own connection (see lock.rs): the writes go
-    // through a second one, so their COMMIT is theirs and not the lock's.
-    let lock_conn = ready.client;
-    let key = lock::lock_key(db, &m.history);
-    lock::acquire(&lock_conn, key, m.lock_timeout, &|_| {}).await?;
-    let s = ctx.settings;
-    let r = match connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await {
-        Ok(client) => locked(&client, m, req, db).await,
-        Err(e) => Err(e),
-    };
-    lock::release(&lock_conn).await;
-    r
+    let absent = "baseline and adopt record what an existing database holds (a new one needs neither: `dbinit run` creates it)";
+    lock::exclusive(ctx, m, absent, async |client| {
+        locked(client, m, req, db).await
+    })
+    .await
 }
 
 async fn locked(client: &Client, m: &MigrateSettings, req: Request, db: &str) -> Result<String> {

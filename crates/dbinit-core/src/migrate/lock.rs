@@ -155,6 +155,47 @@ pub async fn release(client: &Client) {
     }
 }
 
+/// For the by-hand commands (`baseline`, `adopt`, `repair`): waits for PostgreSQL, takes the
+/// migration lock and runs `work` on a second connection, so the work's COMMITs are its own and
+/// not the lock's transaction; releases the lock whatever `work` returns. `absent` words the
+/// configuration error for a target database that does not exist.
+pub async fn exclusive<T>(
+    ctx: &crate::ready::Context<'_>,
+    m: &super::MigrateSettings,
+    absent: &str,
+    work: impl AsyncFnOnce(&Client) -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    let s = ctx.settings;
+    let db = &s.postgres.database;
+    let ready = crate::ready::wait_for_dependencies(ctx).await?;
+    if !ready.on_target {
+        return Err(crate::config::ConfigError(format!(
+            "POSTGRES_DB (--postgres-db): database {db:?} does not exist; {absent}"
+        ))
+        .into());
+    }
+    let lock_conn = ready.client;
+    acquire(
+        &lock_conn,
+        lock_key(db, &m.history),
+        m.lock_timeout,
+        &|_| {},
+    )
+    .await?;
+    let r = match crate::postgres::connect::connect_target(
+        &s.postgres,
+        &ctx.app,
+        s.wait.connect_timeout,
+    )
+    .await
+    {
+        Ok(client) => work(&client).await,
+        Err(e) => Err(e),
+    };
+    release(&lock_conn).await;
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

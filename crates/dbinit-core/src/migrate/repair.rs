@@ -15,9 +15,8 @@ use super::{MigrateSettings, lock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::postgres::PgError;
-use crate::postgres::connect::connect_target;
 use crate::postgres::sql::quote_literal;
-use crate::ready::{self, Context};
+use crate::ready::Context;
 
 fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |e| Error::Postgres {
@@ -28,26 +27,10 @@ fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
 
 /// Waits for PostgreSQL, takes the migration lock, and repairs version `v`.
 pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i32) -> Result<String> {
-    let db = &ctx.settings.postgres.database;
-    let ready = ready::wait_for_dependencies(ctx).await?;
-    if !ready.on_target {
-        return Err(ConfigError(format!(
-            "POSTGRES_DB (--postgres-db): database {db:?} does not exist; nothing to repair"
-        ))
-        .into());
-    }
-    // The lock lives in a transaction on its own connection (see lock.rs): the writes go
-    // through a second one, so their COMMIT is theirs and not the lock's.
-    let lock_conn = ready.client;
-    let key = lock::lock_key(db, &m.history);
-    lock::acquire(&lock_conn, key, m.lock_timeout, &|_| {}).await?;
-    let s = ctx.settings;
-    let r = match connect_target(&s.postgres, &ctx.app, s.wait.connect_timeout).await {
-        Ok(client) => locked(&client, m, v).await,
-        Err(e) => Err(e),
-    };
-    lock::release(&lock_conn).await;
-    r
+    lock::exclusive(ctx, m, "nothing to repair", async |client| {
+        locked(client, m, v).await
+    })
+    .await
 }
 
 async fn locked(client: &Client, m: &MigrateSettings, v: i32) -> Result<String> {
