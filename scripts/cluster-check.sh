@@ -43,7 +43,10 @@ cleanup() {
   rm -rf "$N/check-pg" "$N/check-www"
 }
 trap cleanup EXIT
-ctr_k8s images ls -q | grep -qx "$image" || die "$image is not on the node: run make image-load"
+# The whole list first, then the match: `ctr | grep -q` under pipefail fails when grep stops
+# reading at its match and ctr dies of SIGPIPE writing the next line.
+images=$(ctr_k8s images ls -q) || die "cannot list the node's images (containerd)"
+grep -qxF "$image" <<<"$images" || die "$image is not on the node: run make image-load"
 kc delete namespace $ns --wait=true --timeout=60s >/dev/null 2>&1
 kc create namespace $ns >/dev/null
 wait_for "ServiceAccount in $ns" 30 kc -n $ns get serviceaccount default
@@ -64,7 +67,8 @@ spec:
       - {name: dbinit, image: "$image", imagePullPolicy: Never, args: ["--version"], $sec}
 Y
 if kc -n $ns wait --for=condition=complete job/version --timeout=90s >/dev/null; then
-  pass "Job Complete in $(since "$t"): $(kc -n $ns logs job/version 2>&1 | head -1)"
+  out=$(kc -n $ns logs job/version 2>&1)
+  pass "Job Complete in $(since "$t"): ${out%%$'\n'*}"
 else
   fail "Job not Complete: $(kc -n $ns describe job version | tail -3)"
 fi
@@ -88,7 +92,7 @@ spec:
 Y
 ph=$(phase net)
 out=$(kc -n $ns logs net 2>&1)
-if [ "$ph" = Succeeded ] && [ "$(echo "$out" | grep -c hello-from-the-node)" = 2 ]; then
+if [ "$ph" = Succeeded ] && [ "$(grep -c hello-from-the-node <<<"$out")" = 2 ]; then
   pass "pod $(kc -n $ns get pod net -o jsonpath='{.status.podIP}') reached $NODE_IP:18080 and $DBINIT_CNI_GW:18080 ($(since "$t"))"
 else
   fail "pod network: phase=$ph output: $out"
@@ -107,9 +111,10 @@ spec:
   - {name: sa, image: $TESTBOX_IMAGE, imagePullPolicy: Never, command: ["/bin/incluster"]}
 Y
 ph=$(phase sa)
-out=$(kc -n $ns logs sa 2>&1 | head -1)
+out=$(kc -n $ns logs sa 2>&1)
+out=${out%%$'\n'*}
 svc=$(kc get svc kubernetes -o jsonpath='{.spec.clusterIP}')
-if [ "$ph" = Succeeded ] && echo "$out" | grep -q "https://$svc:443/api/v1/namespaces/$ns/pods -> 200"; then
+if [ "$ph" = Succeeded ] && grep -qF "https://$svc:443/api/v1/namespaces/$ns/pods -> 200" <<<"$out"; then
   pass "$out ($(since "$t"))"
 else
   fail "ServiceAccount token: phase=$ph: $out"
@@ -173,7 +178,7 @@ Y
 ph=$(phase nxname)
 out=$(kc -n $ns logs nxname 2>&1)
 ms=$(echo "$out" | sed -n 's/^lookup_ms=//p')
-if [ "$ph" = Succeeded ] && ! echo "$out" | grep -q '^resolved' && [ -n "$ms" ] && [ "$ms" -lt 2000 ]; then
+if [ "$ph" = Succeeded ] && ! grep -q '^resolved' <<<"$out" && [ -n "$ms" ] && [ "$ms" -lt 2000 ]; then
   pass "no-such-name.invalid failed in ${ms} ms (resolv.conf: $(echo "$out" | grep nameserver))"
 else
   fail "unknown-name lookup: phase=$ph: $out"

@@ -144,7 +144,25 @@ fn one_event_per_state_change_and_the_failure_names_file_and_sqlstate() {
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(4));
+    // Let the reader go once three attempts have each waited for its lock and been rolled
+    // back: each attempt is a transaction of its own, told apart by its start time.
+    let waiting = format!(
+        "SELECT coalesce(string_agg(xact_start::text, ','), '') FROM pg_stat_activity \
+         WHERE datname = '{}' AND wait_event_type = 'Lock' AND application_name <> 'slow-report'",
+        w.db
+    );
+    let mut attempts = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while attempts.len() < 4 {
+        assert!(Instant::now() < deadline, "attempts seen: {attempts:?}");
+        attempts.extend(
+            w.pg.psql("postgres", &waiting)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     reader.send("COMMIT;");
     reader.close();
     let out = dbinit_tests::finish(child, started);

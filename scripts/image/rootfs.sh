@@ -18,7 +18,10 @@ ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 for b in dbinit dbinit-job; do
   [ -x "$bins/$b" ] || { echo "rootfs.sh: $bins/$b is missing" >&2; exit 2; }
   # FROM scratch has no dynamic loader: refuse a dynamically linked binary.
-  if readelf -l "$bins/$b" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+  # The whole header first: `readelf | grep -q` under pipefail would fail (and let a dynamic
+  # binary through) when grep stops at its match and readelf dies of SIGPIPE.
+  headers=$(readelf -l "$bins/$b" 2>/dev/null) || true
+  if grep -q 'Requesting program interpreter' <<<"$headers"; then
     echo "rootfs.sh: $bins/$b is dynamically linked; build with RUSTFLAGS='-C target-feature=+crt-static'" >&2
     exit 2
   fi

@@ -18,8 +18,7 @@ for d in /proc/[0-9]*; do
   case "$cmd" in
     *"$here/check-clean.sh"*) ;;
     *"$N/"* | *"/run/netns/$NS "*) leftover "process $p: ${cmd:0:160}" ;;
-    *) cat "$d/environ" 2>/dev/null | tr '\0' '\n' | grep -qxF "DBINIT_NODE_OWNER=$N" &&
-      leftover "process $p: ${cmd:0:160}" ;;
+    *) marked "$p" && leftover "process $p: ${cmd:0:160}" ;;
   esac
 done
 for m in $(awk -v n="$N" -v ns="/run/netns/$NS" '$2 == n || index($2, n "/") == 1 || $2 == ns { print $2 }' /proc/self/mounts); do

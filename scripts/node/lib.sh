@@ -35,12 +35,20 @@ t_start=${t_start:-$(date +%s)}
 log() { echo "[${LOG_TAG:-node} +$(($(date +%s) - t_start))s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# marked PID: PID's environment holds DBINIT_NODE_OWNER=$N. Read whole, then matched: a
+# `… | grep -q` would fail under pipefail when grep stops early and the writer dies of SIGPIPE.
+marked() {
+  local env
+  env=$(tr '\0' '\n' 2>/dev/null <"/proc/$1/environ") || return 1
+  grep -qxF "DBINIT_NODE_OWNER=$N" <<<"$env"
+}
+
 # ours PID: true when PID is alive and is a process we started (start/start_host mark each with
 # DBINIT_NODE_OWNER=$N in its environment) or one whose command line names our state dir, so a
 # recycled PID of some unrelated process is never taken for ours.
 ours() {
   [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
-  cat "/proc/$1/environ" 2>/dev/null | tr '\0' '\n' | grep -qxF "DBINIT_NODE_OWNER=$N" && return 0
+  marked "$1" && return 0
   case "$(cat "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ')" in *"$N/"* | *"/run/netns/$NS "*) return 0 ;; *) return 1 ;; esac
 }
 

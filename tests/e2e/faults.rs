@@ -1,21 +1,31 @@
-//! Faults on the real node while the migration Job of deploy/ runs a slow migration (from a
-//! ConfigMap, `pg_sleep`): its pod deleted, the kubelet and containerd killed -9 and restarted.
-//! Each time the work finishes and nothing is applied twice. (The Lease's faults: lease.rs.)
+//! Faults on the real node while the migration Job of deploy/ is mid-migration: its pod
+//! deleted, the kubelet and containerd killed -9 and restarted. Each time the work finishes
+//! and nothing is applied twice. (The Lease's faults: lease.rs.)
+//!
+//! "Mid-migration" is made, not hoped for: V1 waits at a [`Gate`], an advisory lock the test
+//! holds, and the test opens it only after the fault has been injected and seen to land. No
+//! assertion depends on how fast the node reacts.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dbinit_tests::PsqlSession;
 use dbinit_tests::node::{JobEnd, deadline_loop, repo_root};
 use serde_json::{Value, json};
 
 use crate::common::{World, figure, repo_yaml, secs, world};
 
-const SLOW_SECONDS: u32 = 8;
+/// The advisory-lock key V1 waits on. dbinit's own keys are hashes of the database and
+/// history table; only these tests take this one.
+const GATE_KEY: i64 = 7_340_021;
 
-/// Migrations where V1 sleeps in its transaction and records that it committed.
-pub(crate) fn slow_migrations(w: &World) {
+/// Migrations where V1 waits at the gate inside its transaction, then records that it
+/// committed. With the gate open V1 passes at once.
+pub(crate) fn gated_migrations(w: &World) {
+    // `lock_timeout = 0`: a run's short lock_timeout would otherwise end the wait at the gate
+    // as a table-lock timeout and retry.
     let v1 = format!(
-        "CREATE TABLE slow (n int);\nSELECT pg_sleep({SLOW_SECONDS});\nINSERT INTO slow VALUES (1);\n"
+        "CREATE TABLE slow (n int);\nSET LOCAL lock_timeout = 0;\nSELECT pg_advisory_xact_lock({GATE_KEY});\nINSERT INTO slow VALUES (1);\n"
     );
     w.migrations_configmap(
         "e2e-migrations",
@@ -24,6 +34,71 @@ pub(crate) fn slow_migrations(w: &World) {
             ("V2__after_slow.sql", "CREATE TABLE after_slow (id int);\n"),
         ],
     );
+}
+
+/// The gate V1 waits at: held by a psql session of the test until [`Gate::open`].
+pub(crate) struct Gate {
+    session: PsqlSession,
+}
+
+impl Gate {
+    /// Closes the gate. Advisory locks belong to a database, so `agentic_deals` is made now,
+    /// owned by the Job's role as dbinit would make it (an empty database needs no adoption).
+    pub(crate) fn close(w: &World) -> Gate {
+        w.db.pg
+            .psql("postgres", "CREATE DATABASE agentic_deals OWNER app");
+        let mut session = PsqlSession::open(&w.db.pg, "agentic_deals", "e2e-gate");
+        session.send(&format!("SELECT pg_advisory_lock({GATE_KEY});"));
+        let held = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'e2e-gate' AND l.locktype = 'advisory' AND l.granted \
+             AND l.objid = {GATE_KEY}"
+        );
+        deadline_loop(
+            "the test holding the gate",
+            Duration::from_secs(30),
+            || match w.db.pg.psql("agentic_deals", &held).as_str() {
+                "1" => Ok(()),
+                n => Err(format!("{n} gate locks held")),
+            },
+        );
+        Gate { session }
+    }
+
+    /// Lets whoever waits at the gate through, and every later run.
+    pub(crate) fn open(mut self) {
+        self.session
+            .send(&format!("SELECT pg_advisory_unlock({GATE_KEY});"));
+        self.session.close();
+    }
+}
+
+/// The pods whose sessions wait at the gate now (matched by `application_name`).
+fn pods_at_gate(w: &World) -> Vec<String> {
+    let apps = w.db.pg.psql(
+        "postgres",
+        &format!(
+            "SELECT string_agg(a.application_name, ' ') FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = {GATE_KEY}"
+        ),
+    );
+    w.ns.pods("")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .filter(|n| apps.contains(n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits for a pod other than `old` to be mid-migration (waiting at the gate); its name.
+pub(crate) fn pod_at_gate(w: &World, old: Option<&str>, timeout: Duration) -> String {
+    deadline_loop("a pod waiting at the gate in V1", timeout, || {
+        let pods = pods_at_gate(w);
+        pods.iter()
+            .find(|p| Some(p.as_str()) != old)
+            .cloned()
+            .ok_or_else(|| format!("at the gate: {pods:?} (not counting {old:?})"))
+    })
 }
 
 /// deploy/job.yaml, named `name`, reading the ConfigMap's migrations.
@@ -63,29 +138,8 @@ pub(crate) fn setup(prefix: &str) -> World {
     let w = world(prefix);
     w.db.expose(w.node, &w.ns.name, "postgres", "redis");
     w.apply_files(&["deploy/rbac.yaml", "deploy/secret.example.yaml"]);
-    slow_migrations(&w);
+    gated_migrations(&w);
     w
-}
-
-/// The pod whose session is running the slow migration now (from `application_name`).
-fn try_migrating_pod(w: &World) -> Result<String, String> {
-    let app = w.db.pg.psql(
-        "postgres",
-        "SELECT application_name FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() LIMIT 1",
-    );
-    w.ns.pods("")
-        .iter()
-        .filter_map(|p| p["metadata"]["name"].as_str())
-        .find(|n| !app.is_empty() && app.contains(n))
-        .map(str::to_string)
-        .ok_or_else(|| format!("application_name {app:?}"))
-}
-
-/// Waits for a pod to run the slow migration; returns its name.
-pub(crate) fn migrating_pod(w: &World, timeout: Duration) -> String {
-    deadline_loop("a pod running the slow migration", timeout, || {
-        try_migrating_pod(w)
-    })
 }
 
 pub(crate) fn assert_once(w: &World) {
@@ -101,26 +155,19 @@ pub(crate) fn assert_once(w: &World) {
 #[test]
 fn job_pod_deleted_mid_migration_the_next_pod_finishes() {
     let w = setup("fault-del");
+    let gate = Gate::close(&w);
     w.ns.apply(&job("mig"));
-    let pod = migrating_pod(&w, Duration::from_secs(90));
+    let pod = pod_at_gate(&w, None, Duration::from_secs(120));
     let t = Instant::now();
     w.ns.ok(&["delete", "pod", &pod, "--wait=false"]);
-    let next = migrating_pod_other_than(&w, &pod, Duration::from_secs(90));
+    // The next pod reaches V1 only once the deleted one has rolled back and let go of the
+    // Lease and the advisory lock, however long the node takes to stop it.
+    let next = pod_at_gate(&w, Some(&pod), Duration::from_secs(180));
     figure("Job pod deleted -> next pod migrating", secs(t.elapsed()));
+    gate.open();
     let (end, _) = w.ns.wait_job("mig", Duration::from_secs(120));
     assert_eq!(end, JobEnd::Complete, "next pod {next}");
     assert_once(&w);
-}
-
-pub(crate) fn migrating_pod_other_than(w: &World, old: &str, timeout: Duration) -> String {
-    deadline_loop(
-        "another pod running the slow migration",
-        timeout,
-        || match try_migrating_pod(w)? {
-            p if p == old => Err(format!("still {old}")),
-            p => Ok(p),
-        },
-    )
 }
 
 /// The recorded PID of node component `name`, checked to be the node's (its command line
@@ -188,14 +235,22 @@ fn kill_kubelet_and_containerd(w: &World) {
 #[test]
 fn kubelet_and_containerd_killed_mid_run_and_restarted_the_job_completes_once() {
     let w = setup("fault-node");
+    let gate = Gate::close(&w);
     w.ns.apply(&job("mig"));
-    let pod = migrating_pod(&w, Duration::from_secs(90));
+    let pod = pod_at_gate(&w, None, Duration::from_secs(120));
     let t = Instant::now();
     kill_kubelet_and_containerd(&w);
     figure(
         "kubelet + containerd killed and restarted",
         secs(t.elapsed()),
     );
+    // The container outlived its kubelet: it is still at the gate, mid-migration.
+    assert_eq!(
+        pods_at_gate(&w),
+        std::slice::from_ref(&pod),
+        "the same pod still migrating"
+    );
+    gate.open();
     let (end, _) = w.ns.wait_job("mig", Duration::from_secs(180));
     figure(
         "kill -9 kubelet+containerd -> Job Complete",

@@ -4,17 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use dbinit_tests::node::{JobEnd, parse_time};
+use dbinit_tests::node::{JobEnd, parse_time, parse_time_precise};
 use serde_json::json;
 
 use crate::common::{World, figure, secs};
-use crate::faults::{assert_once, job, job_env, migrating_pod, migrating_pod_other_than, setup};
+use crate::faults::{Gate, assert_once, job, job_env, pod_at_gate, setup};
 
-/// Two Jobs at once: one pod holds the Lease and migrates, the other's pod waits for it.
+/// Two Jobs at once: one pod holds the Lease and waits at the gate in V1, the other's pod
+/// waits for the Lease.
 fn holder_and_waiter(w: &World) -> (String, String) {
     w.ns.apply(&job("mig-a"));
     w.ns.apply(&job("mig-b"));
-    let holder = migrating_pod(w, Duration::from_secs(90));
+    let holder = pod_at_gate(w, None, Duration::from_secs(120));
     let waiter = w.ns.wait_pod(
         "the other Job's pod running",
         "job-name",
@@ -31,10 +32,12 @@ fn holder_and_waiter(w: &World) -> (String, String) {
 #[test]
 fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
     let w = setup("fault-lease");
+    let gate = Gate::close(&w);
     let (holder, waiter) = holder_and_waiter(&w);
+    let lease_before = w.ns.get(&["lease", &lease_name()]).expect("Lease");
     let t = Instant::now();
     w.ns.ok(&["delete", "pod", &holder, "--wait=false"]);
-    let next = migrating_pod_other_than(&w, &holder, Duration::from_secs(60));
+    let next = pod_at_gate(&w, Some(&holder), Duration::from_secs(120));
     let took = t.elapsed();
     figure(
         "Lease holder's pod deleted (SIGTERM) -> next pod migrating",
@@ -44,10 +47,6 @@ fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
     assert!(
         next != holder && w.ns.pods("job-name").len() >= 2,
         "{next} took over from {holder} (waiting: {waiter})"
-    );
-    assert!(
-        took < Duration::from_secs(5),
-        "a SIGTERM'd holder releases the Lease at once; the waiter started after {took:?}"
     );
     // The SIGTERM'd pod itself exits soon too: it rolls back, releases and exits 8.
     let pod = dbinit_tests::node::deadline_loop(
@@ -75,11 +74,29 @@ fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
         "Lease holder's pod deleted -> its container exited, s",
         format!("{after:?}"),
     );
+    // Exit 8 is dbinit's own answer to SIGTERM (rollback, release, exit); a container that
+    // ignored it would have been killed at the end of its grace period (137).
     assert_eq!(term["exitCode"], 8, "SIGTERM is exit 8: {term}");
-    assert!(
-        after.is_some_and(|s| s <= 3),
-        "a SIGTERM'd dbinit-job exits at once (rollback, release, exit 8): {after:?} s"
+    // Released, not expired: the next holder took the Lease sooner after the old holder's
+    // exit than an expiry allows (no renewal for 2/3 of the duration at least), however
+    // slowly the node delivered the SIGTERM.
+    let lease = w.ns.get(&["lease", &lease_name()]).expect("Lease");
+    let duration = lease_before["spec"]["leaseDurationSeconds"]
+        .as_f64()
+        .unwrap_or(15.0);
+    let acquired = parse_time_precise(lease["spec"]["acquireTime"].as_str().unwrap_or_default());
+    let gap = acquired.zip(exited).map(|(a, e)| a - e as f64);
+    figure(
+        "Lease holder's container exited -> Lease taken by the next pod, s",
+        format!("{gap:?}"),
     );
+    assert!(
+        gap.is_some_and(|g| g < duration * 2.0 / 3.0 - 1.0),
+        "a SIGTERM'd holder releases the Lease at once; taken {gap:?} s after its exit \
+         (an expired one: not before {:.0} s): {lease}",
+        duration * 2.0 / 3.0 - 1.0
+    );
+    gate.open();
     for j in ["mig-a", "mig-b"] {
         assert_eq!(
             w.ns.wait_job(j, Duration::from_secs(120)).0,
@@ -93,6 +110,7 @@ fn lease_holder_pod_deleted_the_waiting_pod_takes_over_promptly() {
 #[test]
 fn lease_holder_killed_the_waiting_pod_takes_over_after_expiry() {
     let w = setup("fault-kill");
+    let gate = Gate::close(&w);
     let (holder, waiter) = holder_and_waiter(&w);
     let lease_name = lease_name();
     let lease_before = w.ns.get(&["lease", &lease_name]).expect("Lease");
@@ -107,7 +125,7 @@ fn lease_holder_killed_the_waiting_pod_takes_over_after_expiry() {
             .to_string();
     let t = Instant::now();
     w.node.kill_container(&w.ns.name, &holder, &container);
-    let next = migrating_pod_other_than(&w, &holder, Duration::from_secs(60));
+    let next = pod_at_gate(&w, Some(&holder), Duration::from_secs(120));
     let took = t.elapsed();
     figure(
         "Lease holder killed (SIGKILL) -> next pod migrating",
@@ -132,6 +150,7 @@ fn lease_holder_killed_the_waiting_pod_takes_over_after_expiry() {
             > lease_before["spec"]["leaseTransitions"].as_u64(),
         "a new epoch: {lease}"
     );
+    gate.open();
     // The other Job completes; the killed pod's own Job retries or fails as deploy/job.yaml's
     // backoffLimit says (exit 137 is not a dbinit exit code).
     for j in ["mig-a", "mig-b"] {
@@ -159,22 +178,36 @@ fn a_job_still_waiting_for_its_database_does_not_hold_the_lease() {
         .as_array_mut()
         .expect("env")
     {
-        if e["name"] == "POSTGRES_HOST" {
-            e["value"] = json!("nodb");
+        match e["name"].as_str() {
+            Some("POSTGRES_HOST") => e["value"] = json!("nodb"),
+            // Still waiting, long after the other Job is done, however slow the node is.
+            Some("DBINIT_TIMEOUT") => e["value"] = json!("240s"),
+            _ => {}
         }
     }
     w.ns.apply(&blocked);
-    w.ns.wait_pod(
+    let blocked_pod = w.ns.wait_pod(
         "the blocked Job's pod running",
         "job-name=blocked",
         Duration::from_secs(60),
         |p| p["status"]["phase"] == "Running",
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let blocked_pod = w.ns.pods("job-name=blocked")[0]["metadata"]["name"]
+    let blocked_pod = blocked_pod["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Seen waiting: its second attempt to reach PostgreSQL has failed.
+    dbinit_tests::node::deadline_loop(
+        "the blocked Job's pod retrying PostgreSQL",
+        Duration::from_secs(60),
+        || {
+            let logs = w.ns.ok(&["logs", &blocked_pod]);
+            match logs.matches("not ready, retrying").count() {
+                n if n >= 2 => Ok(()),
+                n => Err(format!("{n} retries logged")),
+            }
+        },
+    );
     if let Some(lease) = w.ns.get(&["lease", &lease_name()]) {
         let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
         assert!(
@@ -183,20 +216,16 @@ fn a_job_still_waiting_for_its_database_does_not_hold_the_lease() {
              before PostgreSQL/Redis were ready"
         );
     }
-    // ...does not keep a Job whose database is up from migrating.
-    let t = Instant::now();
+    // ...does not keep a Job whose database is up from migrating: that Job completes while
+    // the blocked one is still waiting (a Lease held by the blocked pod would be let go
+    // only when it gives up, minutes later).
     w.ns.apply(&job("mig"));
-    let (end, took) = w.ns.wait_job("mig", Duration::from_secs(60));
+    let (end, took) = w.ns.wait_job("mig", Duration::from_secs(180));
     figure(
         "Job Complete while another Job waits for its database",
         secs(took),
     );
     assert_eq!(end, JobEnd::Complete);
-    assert!(
-        took < Duration::from_secs(40),
-        "the Job waited for the Lease of a Job that had not reached its database: {:?}",
-        t.elapsed()
-    );
     let blocked_pods = w.ns.pods("job-name=blocked");
     assert!(
         blocked_pods
@@ -232,10 +261,8 @@ fn a_failed_migration_releases_the_lease_at_once() {
         "failed migration: container start -> exit, s",
         format!("{ran:?}"),
     );
-    assert!(
-        ran.is_some_and(|r| r <= 2),
-        "a failed run ends (and releases the Lease) at once, not after a status re-read: {ran:?} s"
-    );
+    // What "at once" means is the Lease's state now, not a time: released by the run itself
+    // (an expired Lease would still name the holder).
     let lease = w.ns.get(&["lease", &lease_name()]).expect("Lease");
     assert!(
         lease["spec"]["holderIdentity"]

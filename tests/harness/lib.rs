@@ -432,12 +432,18 @@ impl Pg {
         }
     }
 
-    /// Like [`Pg::psql`], returning the error text instead of panicking.
-    pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        let host = match self.opts.netns {
+    /// Where this machine's psql reaches the server: loopback, or the socket directory of a
+    /// server inside the node's network namespace.
+    pub fn host(&self) -> String {
+        match self.opts.netns {
             Some(_) => self.dir.path().display().to_string(),
             None => "127.0.0.1".to_string(),
-        };
+        }
+    }
+
+    /// Like [`Pg::psql`], returning the error text instead of panicking.
+    pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let host = self.host();
         let out = Command::new("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &host])
             .args([

@@ -17,7 +17,7 @@ impl PsqlSession {
     /// Connects to `db` of `pg` as `app_name`.
     pub fn open(pg: &Pg, db: &str, app_name: &str) -> Self {
         let mut child = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p"])
+            .args(["-X", "-q", "-A", "-t", "-h", &pg.host(), "-p"])
             .arg(pg.port.to_string())
             .args(["-U", "postgres", "-d", db])
             .env("PGPASSWORD", PG_PASSWORD)
