@@ -1,17 +1,22 @@
 //! The `dbinit` command line: parse, resolve configuration, dispatch, finish. Also the
-//! pieces `dbinit-job` shares: [`settings_or_exit`] and the shutdown signal.
+//! pieces `dbinit-job` shares: [`settings_or_exit`] and [`interruptible`].
 
 use clap::{Parser, Subcommand};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::config::{self, ConfigError, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
-use crate::error::{Error, ExitCode, Result};
-use crate::migrate::baseline::{self, Request};
-use crate::migrate::{self, MigrateSettings, adopt, preview, repair};
-use crate::ready::{self, Context};
+use crate::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
+use crate::error::{Error, Result};
+use crate::exit::ExitCode;
+use crate::migrate::adopt::baseline::{self, Request};
+use crate::migrate::adopt::{self, repair};
+use crate::migrate::{self, MigrateSettings, preview};
+use crate::outcome;
+use crate::ready;
 use crate::secret::scrub;
-use crate::{outcome, telemetry};
+use crate::setting::ConfigError;
+use crate::signal::shutdown_signal;
+use crate::telemetry;
 
 /// dbinit: make PostgreSQL and Redis ready for an application before it starts.
 #[derive(Debug, Parser)]
@@ -144,45 +149,13 @@ pub fn settings_or_exit(
     }
 }
 
-/// A signal that ends a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGTERM: Kubernetes stopping the pod.
-    Term,
-    /// SIGINT: Ctrl-C.
-    Int,
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Term => "SIGTERM",
-            Self::Int => "SIGINT",
-        })
-    }
-}
-
-/// Resolves when SIGTERM or SIGINT arrives, naming it.
-pub async fn shutdown_signal() -> Signal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the default disposition (terminate) still applies.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => Signal::Term,
-        _ = int.recv() => Signal::Int,
-    }
-}
-
 /// Runs `work` until it finishes or a signal arrives. Dropping `work` on a signal closes its
 /// connections, so PostgreSQL rolls back whatever transaction was open.
-pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub async fn interruptible<T, E: Into<Error>>(
+    work: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
     tokio::select! {
-        r = work => r,
+        r = work => r.map_err(Into::into),
         sig = shutdown_signal() => Err(Error::Interrupted(sig)),
     }
 }
@@ -237,10 +210,10 @@ impl Cli {
                     Ok(s) => s,
                     Err(code) => return code,
                 };
-                let ctx = Context::new(&settings, &settings.identity(), started);
+                let ctx = settings.context(&settings.identity(), started);
                 let r = interruptible(async {
                     ready::wait_for_dependencies(&ctx).await?;
-                    Ok(format!(
+                    Ok::<_, Error>(format!(
                         "dependencies ready after {} ms",
                         started.elapsed().as_millis()
                     ))
@@ -268,13 +241,13 @@ async fn migrate_cmd(c: MigrateCmd, started: Instant, mode: Mode) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let ctx = Context::new(&settings, &settings.identity(), started);
+    let ctx = settings.context(&settings.identity(), started);
     let r = interruptible(async {
         let report = match mode {
             Mode::Run => migrate::run(&ctx, &m).await?,
             Mode::Wait => migrate::wait(&ctx, &m).await?,
         };
-        Ok(report.summary(started.elapsed()))
+        Ok::<_, Error>(report.summary(started.elapsed()))
     })
     .await;
     outcome::finish(r, &out, &settings.secrets())
@@ -294,7 +267,7 @@ async fn adopt_cmd(
         Ok(r) => r,
         Err(e) => return outcome::finish(Err(Error::Config(e)), &out, &[]),
     };
-    let ctx = Context::new(&settings, &settings.identity(), started);
+    let ctx = settings.context(&settings.identity(), started);
     let r = interruptible(baseline::command(&ctx, &m, req)).await;
     outcome::finish(r, &out, &settings.secrets())
 }
@@ -314,7 +287,7 @@ async fn repair_cmd(c: RepairCmd, started: Instant) -> ExitCode {
             return outcome::finish(Err(Error::Config(e)), &out, &[]);
         }
     };
-    let ctx = Context::new(&settings, &settings.identity(), started);
+    let ctx = settings.context(&settings.identity(), started);
     let r = interruptible(repair::command(&ctx, &m, v)).await;
     outcome::finish(r, &out, &settings.secrets())
 }
@@ -324,7 +297,7 @@ async fn plan_cmd(c: StatusCmd, started: Instant) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let ctx = Context::new(&settings, &settings.identity(), started);
+    let ctx = settings.context(&settings.identity(), started);
     match interruptible(preview::preview(&ctx, &m)).await {
         Ok(report) => {
             let text = match c.output {
@@ -349,7 +322,7 @@ async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let ctx = Context::new(&settings, &settings.identity(), started);
+    let ctx = settings.context(&settings.identity(), started);
     match interruptible(migrate::status(&ctx, &m)).await {
         Ok(report) => {
             let text = match c.output {

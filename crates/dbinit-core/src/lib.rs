@@ -7,14 +7,24 @@
 //! [`outcome::finish`] maps the result to an [`ExitCode`] and a termination message, with
 //! secrets scrubbed.
 //!
-//! Rooms: [`config`] (one file per source or syntax), [`postgres`] (connect, TLS, quoting,
-//! database creation), [`migrate`] (set, plan, history, lock, apply, session, blockers,
-//! splitter, report), and the small shared ones: [`error`], [`outcome`], [`secret`],
-//! [`retry`], [`telemetry`], [`ready`], [`redis`], [`cli`].
+//! Rooms, and imports run one way, from the edge down to the leaves:
+//! - the edge: [`cli`] (the `dbinit` command line), [`outcome`] (how a run ends) and
+//!   [`error`] (the crate's [`Error`], composing the rooms' own errors with `#[from]`);
+//! - [`config`] (one file per source or syntax), which builds every room's settings;
+//! - [`migrate`] (set, header, history, plan, report, its own error, session, lock, apply,
+//!   the `run`/`wait`/`status`/`plan` flows, and `adopt/` for databases dbinit did not build);
+//! - [`ready`] (waiting for PostgreSQL and Redis), [`postgres`] (connect, TLS, quoting,
+//!   database creation, its own error) and [`redis`];
+//! - the leaves, which import nothing else of the crate ([`dependency`] only [`exit`]):
+//!   [`dependency`] (a dependency that timed out, refused or is unusable), [`exit`] (exit
+//!   codes and the one-line message), [`setting`] (`ConfigError` and the duration syntax),
+//!   [`signal`], [`secret`], [`retry`], [`telemetry`] and [`text`].
 
 pub mod cli;
 pub mod config;
+pub mod dependency;
 pub mod error;
+pub mod exit;
 pub mod migrate;
 pub mod outcome;
 pub mod postgres;
@@ -22,7 +32,11 @@ pub mod ready;
 pub mod redis;
 pub mod retry;
 pub mod secret;
+pub mod setting;
+pub mod signal;
 pub mod telemetry;
+pub mod text;
 
-pub use error::{Error, ExitCode, Result};
+pub use error::{Error, Result};
+pub use exit::ExitCode;
 pub use secret::Secret;

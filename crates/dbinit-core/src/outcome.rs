@@ -6,20 +6,13 @@ use std::path::Path;
 use tracing::{debug, error, info};
 
 use crate::config::OutcomeArgs;
-use crate::error::{Error, ExitCode};
+use crate::error::Error;
+use crate::exit::ExitCode;
 use crate::secret::{Secret, scrub};
+use crate::text::truncate;
 
 /// Where Kubernetes reads a container's last words (`kubectl describe pod` shows them).
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
-
-/// The longest prefix of `s` that fits in `max` bytes without splitting a character.
-pub fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
 
 /// Writes `line` to the termination-message file; never fails the run over it.
 pub fn write_termination_message(args: &OutcomeArgs, line: &str) {

@@ -6,9 +6,9 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::info;
 
-use crate::config::Settings;
-use crate::error::{Cause, Error, Result};
-use crate::postgres::{self, ConnectError, PostgresSettings};
+use crate::dependency::{Cause, Error, Result};
+use crate::postgres::connect::{ConnectError, connect};
+use crate::postgres::{self, PostgresSettings};
 use crate::redis::RedisSettings;
 use crate::retry::{Attempt, Backoff, Class, PollError, retry_until};
 
@@ -23,12 +23,18 @@ pub struct WaitSettings {
     pub backoff: Backoff,
 }
 
-/// One command's fixed inputs: the settings, who we are to PostgreSQL
-/// (`application_name`), and when waiting for dependencies gives up.
+/// One command's fixed inputs: the dependencies and how to wait for them, who we are to
+/// PostgreSQL (`application_name`), and when waiting for dependencies gives up. It holds the
+/// settings it needs rather than the whole configuration, so readiness does not depend on
+/// the room that reads the configuration.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
-    /// The checked configuration.
-    pub settings: &'a Settings,
+    /// The PostgreSQL target.
+    pub postgres: &'a PostgresSettings,
+    /// The Redis target, if configured.
+    pub redis: Option<&'a RedisSettings>,
+    /// Deadline and backoff.
+    pub wait: WaitSettings,
     /// `application_name` of every connection.
     pub app: String,
     /// Deadline of the dependency wait: the process start + `DBINIT_TIMEOUT`.
@@ -37,11 +43,19 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// The context of a command that started at `started`, as `identity`.
-    pub fn new(settings: &'a Settings, identity: &str, started: Instant) -> Self {
+    pub fn new(
+        postgres: &'a PostgresSettings,
+        redis: Option<&'a RedisSettings>,
+        wait: WaitSettings,
+        identity: &str,
+        started: Instant,
+    ) -> Self {
         Self {
-            settings,
+            postgres,
+            redis,
+            wait,
             app: postgres::application_name(identity),
-            deadline: started + settings.wait.timeout,
+            deadline: started + wait.timeout,
         }
     }
 }
@@ -82,7 +96,7 @@ fn gave_up(dependency: String, g: PollError<Failure, Failure>) -> Error {
             last,
             attempts,
             waited,
-        } => Error::DependencyTimeout {
+        } => Error::Timeout {
             dependency,
             waited,
             attempts,
@@ -164,7 +178,7 @@ async fn query_ok(
     app: &str,
     limit: Duration,
 ) -> std::result::Result<Client, ConnectError> {
-    let client = postgres::connect(pg, db, app, limit).await?;
+    let client = connect(pg, db, app, limit).await?;
     match tokio::time::timeout(
         limit.max(Duration::from_millis(10)),
         client.simple_query("SELECT 1"),
@@ -210,19 +224,18 @@ pub async fn wait_for_redis(
 /// Waits for PostgreSQL and, when configured, Redis, concurrently, under one deadline.
 /// Returns the PostgreSQL connection for the next step.
 pub async fn wait_for_dependencies(ctx: &Context<'_>) -> Result<PgReady> {
-    let s = ctx.settings;
-    let deadline = ctx.deadline;
+    let (wait, deadline) = (ctx.wait, ctx.deadline);
     let pg = wait_for_postgres(
-        &s.postgres,
-        s.wait.connect_timeout,
-        s.wait.backoff,
+        ctx.postgres,
+        wait.connect_timeout,
+        wait.backoff,
         deadline,
         &ctx.app,
     );
-    match &s.redis {
+    match ctx.redis {
         None => pg.await,
         Some(r) => {
-            let redis = wait_for_redis(r, s.wait.connect_timeout, s.wait.backoff, deadline);
+            let redis = wait_for_redis(r, wait.connect_timeout, wait.backoff, deadline);
             // try_join: the first permanent failure ends the wait for both.
             let (pg, ()) = tokio::try_join!(pg, redis)?;
             Ok(pg)

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dbinit_core::config::{ConfigError, duration_setting};
+use dbinit_core::config::duration_setting;
 use dbinit_core::retry::Rng;
+use dbinit_core::setting::ConfigError;
 
 use crate::lease::LeaseTiming;
 

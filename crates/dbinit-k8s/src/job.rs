@@ -2,14 +2,16 @@
 //! renewing it, record the run in the status ConfigMap, release the Lease.
 
 use clap::Parser;
-use dbinit_core::cli::{settings_or_exit, shutdown_signal};
-use dbinit_core::config::{self, ConfigError, ConnArgs, MigrateArgs, OutcomeArgs, Settings};
-use dbinit_core::error::{ExitCode, Result};
+use dbinit_core::cli::{interruptible, settings_or_exit};
+use dbinit_core::config::{self, ConnArgs, MigrateArgs, OutcomeArgs, Settings};
+use dbinit_core::dependency;
 use dbinit_core::migrate::report::RunReport;
 use dbinit_core::migrate::{self, MigrateSettings};
 use dbinit_core::ready::{self, Context, PgReady};
 use dbinit_core::secret::scrub;
-use dbinit_core::{Error, outcome};
+use dbinit_core::setting::ConfigError;
+use dbinit_core::signal::shutdown_signal;
+use dbinit_core::{Error, ExitCode, Result, outcome};
 use kube::Api;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -38,17 +40,19 @@ pub struct JobCli {
 
 fn lease_error(e: LeaseError) -> Error {
     match e {
-        LeaseError::Forbidden(msg) => Error::Refused {
+        LeaseError::Forbidden(msg) => dependency::Error::Refused {
             dependency: "the Kubernetes API".into(),
             cause: format!("RBAC denied a Lease call: {msg}").into(),
-        },
+        }
+        .into(),
         e @ (LeaseError::AcquireTimeout { .. } | LeaseError::Lost { .. }) => {
             Error::LockLost(Box::new(e))
         }
-        e @ LeaseError::Api { .. } => Error::Unusable {
+        e @ LeaseError::Api { .. } => dependency::Error::Unusable {
             dependency: "the Kubernetes API".into(),
             cause: Box::new(e),
-        },
+        }
+        .into(),
     }
 }
 
@@ -75,14 +79,6 @@ impl JobCli {
         };
         let r = job_run(&settings, &m, &job, started).await;
         outcome::finish(r, &out, &settings.secrets())
-    }
-}
-
-/// Runs `work` unless a signal comes first.
-async fn or_signal<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::select! {
-        r = work => r,
-        sig = shutdown_signal() => Err(Error::Interrupted(sig)),
     }
 }
 
@@ -172,8 +168,8 @@ async fn job_body(
 ) -> Result<String> {
     let ns = ns.to_string();
     let on_wait = |w: &str| events.record(Milestone::WaitingForLock(format!("waiting for {w}")));
-    let ctx = Context::new(s, &job.identity, started);
-    let ready = or_signal(ready::wait_for_dependencies(&ctx)).await?;
+    let ctx = s.context(&job.identity, started);
+    let ready = interruptible(ready::wait_for_dependencies(&ctx)).await?;
 
     let lock = LeaseLock::new(
         Api::namespaced(client.clone(), &ns),
@@ -189,7 +185,7 @@ async fn job_body(
     )
     .with_labels(job.labels.clone());
     info!(namespace = %ns, lease = %job.lease_name, identity = %job.identity, "taking the migration lease");
-    let mut held = or_signal(async {
+    let mut held = interruptible(async {
         lock.acquire(job.acquire_timeout, &on_wait)
             .await
             .map_err(lease_error)
@@ -199,17 +195,18 @@ async fn job_body(
     if let Err(e) = status.write(&record).await {
         if e.is_forbidden() {
             held.release().await;
-            return Err(Error::Refused {
+            return Err(dependency::Error::Refused {
                 dependency: "the Kubernetes API".into(),
                 cause: format!("RBAC denied writing the status ConfigMap: {}", e.reason).into(),
-            });
+            }
+            .into());
         }
         warn!(error = %e, "could not record the start of the run; continuing");
     }
 
     // The deadline of the work starts now: the wait for the Lease does not use it up.
     let run_started = Instant::now();
-    let ctx = Context::new(s, &job.identity, run_started);
+    let ctx = s.context(&job.identity, run_started);
     let mut report = RunReport::new(&s.postgres.database);
     let (result, lost) = supervise(&mut held, work(&ctx, m, ready, &mut report, &on_wait)).await;
     let result = result.map_err(|e| e.with_report(report.clone()));
@@ -246,7 +243,8 @@ async fn work(
     } else {
         ready
     };
-    migrate::migrate_observed(ctx, m, ready, report, on_wait).await
+    migrate::migrate_observed(ctx, m, ready, report, on_wait).await?;
+    Ok(())
 }
 
 /// Runs `work` while renewing the lease; returns its result and whether the lease was lost.

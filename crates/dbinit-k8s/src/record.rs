@@ -193,10 +193,11 @@ mod tests {
         report.pending = vec!["V3__c".into()];
         let mut r = RunRecord::default();
         let pw = Secret::new("hunter22");
-        let err: Result<(), Error> = Err(Error::Unusable {
+        let err: Result<(), Error> = Err(dbinit_core::dependency::Error::Unusable {
             dependency: "PostgreSQL".into(),
             cause: "said hunter22".into(),
-        });
+        }
+        .into());
         r.finish(&report, &err, &[&pw], Instant::now());
         assert_eq!(r.phase, Phase::Failed);
         assert_eq!(r.exit_code, 1);

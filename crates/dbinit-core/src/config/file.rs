@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use crate::setting::ConfigError;
 
 /// The optional YAML file. Keys mirror the environment variables, grouped; unknown keys are
 /// errors, so a typo does not silently fall back to a default. Passwords only by file path.

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 pub mod args;
-mod duration;
 pub mod env;
 pub mod file;
 #[cfg(test)]
@@ -22,7 +21,6 @@ mod tests;
 mod tls_files;
 
 pub use args::{ConnArgs, MigrateArgs, OutcomeArgs};
-pub use duration::{DURATION_FORMS, parse_duration};
 pub use env::Env;
 pub use parse::duration_setting;
 
@@ -31,22 +29,21 @@ use parse::{Named, duration, invalid, pick, set};
 use postgres_url::resolve_postgres;
 use redis_url::resolve_redis;
 
-use crate::migrate::MigrateSettings;
-use crate::migrate::adopt::AdoptSettings;
+use tokio::time::Instant;
+
+use crate::migrate::adopt::settings::AdoptSettings;
+use crate::migrate::header;
 use crate::migrate::session::SessionSettings;
 use crate::migrate::set::MigrationSet;
+use crate::migrate::settings::MigrateSettings;
 use crate::postgres::PostgresSettings;
 use crate::postgres::sql::TableName;
-use crate::ready::WaitSettings;
+use crate::ready::{Context, WaitSettings};
 use crate::redis::RedisSettings;
 use crate::retry::Backoff;
 use crate::secret::Secret;
+use crate::setting::ConfigError;
 use crate::telemetry::{self, LogFormat, LogSettings};
-
-/// A configuration error: always exit code 2, always naming the setting and the accepted form.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
@@ -76,6 +73,18 @@ impl Settings {
             v.extend(r.password.iter());
         }
         v
+    }
+
+    /// The context of a command that started at `started`, as `identity`: the dependencies
+    /// and how long to wait for them.
+    pub fn context(&self, identity: &str, started: Instant) -> Context<'_> {
+        Context::new(
+            &self.postgres,
+            self.redis.as_ref(),
+            self.wait,
+            identity,
+            started,
+        )
     }
 
     /// Who we are in `pg_stat_activity` and in logs: the pod name when there is one.
@@ -245,7 +254,7 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         )?,
     };
     for mig in &migrations.migrations {
-        crate::migrate::session::header(mig.sql().unwrap_or_default())
+        header::header(mig.sql().unwrap_or_default())
             .map_err(|e| ConfigError(format!("migration {mig}: {e}")))?;
     }
     Ok(MigrateSettings {

@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ConfigError;
-use super::duration::{DURATION_FORMS, parse_duration};
 use crate::secret::Secret;
+use crate::setting::{ConfigError, DURATION_FORMS, parse_duration};
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio_postgres::config::TargetSessionAttrs;
 
-use super::ConfigError;
 use super::args::PostgresArgs;
 use super::env::Env;
 use super::file::FilePostgres;
@@ -22,6 +21,7 @@ use super::parse::{
 use super::tls_files::{check_ca_file, check_client_cert};
 use crate::postgres::{PostgresSettings, SslMode};
 use crate::secret::Secret;
+use crate::setting::ConfigError;
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 

@@ -3,7 +3,6 @@
 //! `REDIS_PORT` is what Kubernetes injects beside a Service named `redis`, not a request to
 //! check Redis.
 
-use super::ConfigError;
 use super::args::RedisArgs;
 use super::file::FileRedis;
 use super::parse::{
@@ -13,6 +12,7 @@ use super::parse::{
 use super::tls_files::check_ca_file;
 use crate::redis::RedisSettings;
 use crate::secret::Secret;
+use crate::setting::ConfigError;
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 

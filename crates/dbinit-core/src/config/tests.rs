@@ -7,6 +7,7 @@ use super::args::PostgresArgs;
 use super::redis_url::parse_redis_url;
 use super::*;
 use crate::postgres::SslMode;
+use crate::setting::parse_duration;
 
 fn resolve_env(a: ConnArgs) -> Result<Settings> {
     resolve(a, &Env::default())

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use super::ConfigError;
 use crate::postgres::tls::{read_certs, read_key, read_roots};
+use crate::setting::ConfigError;
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 

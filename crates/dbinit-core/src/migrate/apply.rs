@@ -18,12 +18,13 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 use tracing::{info, warn};
 
 use super::blockers::blockers;
+use super::error::{Error, Result};
+use super::header::{self, NO_TRANSACTION_MARKER};
 use super::history::{insert_migration_sql, insert_seed_sql};
 use super::report::RunReport;
-use super::session::{self, Fault, RESET_SQL, SessionSettings, fault, pg_error};
+use super::session::{Fault, RESET_SQL, SessionSettings, fault, pg_error};
 use super::set::{ScriptKind, Seed};
-use super::sqlsplit::{self, NO_TRANSACTION_MARKER};
-use crate::error::{Error, Result};
+use super::sqlsplit;
 use crate::postgres::describe;
 use crate::postgres::sql::{TableName, quote_ident, quote_literal};
 use crate::retry::{Backoff, Pace, PollError, Step, poll};
@@ -266,7 +267,7 @@ pub async fn migrations(
 ) -> Result<()> {
     for (i, m) in migrations.iter().enumerate() {
         let sql = m.sql().unwrap_or_default();
-        let header = session::header(sql).unwrap_or_default();
+        let header = header::header(sql).unwrap_or_default();
         let last = i + 1 == migrations.len() && !seeds_follow;
         let started = std::time::Instant::now();
         if header.no_transaction {

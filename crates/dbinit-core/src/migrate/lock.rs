@@ -21,12 +21,19 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::{debug, info, warn};
 
-use super::OnWait;
+use super::error::{Error, Result};
 use super::session::{NO_IDLE_TIMEOUTS, pg_error};
-use crate::error::{Error, Result};
+use super::settings::MigrateSettings;
 use crate::postgres::PgError;
+use crate::postgres::connect::connect_target;
 use crate::postgres::sql::TableName;
+use crate::ready::{self, Context};
 use crate::retry::{Backoff, Pace, PollError, Step, Tick, poll};
+use crate::setting::ConfigError;
+
+/// Told when the run starts waiting behind someone else, with who: the migration lock held
+/// by another runner, or table locks a migration needs. Once per wait, for Kubernetes Events.
+pub type OnWait<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// The lock key for a database and history table: stable across versions and processes
 /// (SipHash-1-3 with fixed keys), so every dbinit that migrates this target contends for it.
@@ -160,16 +167,15 @@ pub async fn release(client: &Client) {
 /// not the lock's transaction; releases the lock whatever `work` returns. `absent` words the
 /// configuration error for a target database that does not exist.
 pub async fn exclusive<T>(
-    ctx: &crate::ready::Context<'_>,
-    m: &super::MigrateSettings,
+    ctx: &Context<'_>,
+    m: &MigrateSettings,
     absent: &str,
-    work: impl AsyncFnOnce(&Client) -> crate::error::Result<T>,
-) -> crate::error::Result<T> {
-    let s = ctx.settings;
-    let db = &s.postgres.database;
-    let ready = crate::ready::wait_for_dependencies(ctx).await?;
+    work: impl AsyncFnOnce(&Client) -> Result<T>,
+) -> Result<T> {
+    let db = &ctx.postgres.database;
+    let ready = ready::wait_for_dependencies(ctx).await?;
     if !ready.on_target {
-        return Err(crate::config::ConfigError(format!(
+        return Err(ConfigError(format!(
             "POSTGRES_DB (--postgres-db): database {db:?} does not exist; {absent}"
         ))
         .into());
@@ -182,15 +188,9 @@ pub async fn exclusive<T>(
         &|_| {},
     )
     .await?;
-    let r = match crate::postgres::connect::connect_target(
-        &s.postgres,
-        &ctx.app,
-        s.wait.connect_timeout,
-    )
-    .await
-    {
+    let r = match connect_target(ctx.postgres, &ctx.app, ctx.wait.connect_timeout).await {
         Ok(client) => work(&client).await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     release(&lock_conn).await;
     r

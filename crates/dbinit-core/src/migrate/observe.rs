@@ -1,5 +1,6 @@
 //! The flows that read and never write: [`wait`] (until another runner has applied
-//! everything) and [`status`] (what is applied, pending, drifted).
+//! everything) and [`status`] (what is applied, pending, drifted), and [`read_plan`], the one
+//! read of the history that every flow starts with.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -7,15 +8,29 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tracing::info;
 
-use super::history::DbState;
+use super::error::{Error, Result};
+use super::header::is_no_transaction;
+use super::history::{self, DbState};
+use super::plan::{self, Plan};
 use super::report::{InvalidIndex, RunReport, StatusReport};
 use super::session::pg_error;
 use super::set::MigrationSet;
-use super::{MigrateSettings, plan, read_plan, sqlsplit};
-use crate::error::{Error, Result};
-use crate::postgres;
+use super::settings::MigrateSettings;
+use super::sqlsplit;
+use crate::dependency;
+use crate::postgres::connect::{connect, target_label};
+use crate::postgres::sql::{quote_ident, quote_literal};
 use crate::ready::{self, Context};
 use crate::retry::{Backoff, Class, Pace, PollError, Step, poll};
+
+/// Reads the history (and seed history) and compares it with the set.
+pub(crate) async fn read_plan(client: &Client, m: &MigrateSettings) -> Result<(DbState, Plan)> {
+    let state = history::read_state(client, &m.history, &m.seeds_table, !m.set.seeds.is_empty())
+        .await
+        .map_err(|e| pg_error(&format!("read the history table {}", m.history.plain()), e))?;
+    let plan = plan::plan(&m.set, &state);
+    Ok((state, plan))
+}
 
 /// How often `wait` looks at the history.
 const WAIT_POLL: Backoff = Backoff {
@@ -59,23 +74,19 @@ async fn look(
     m: &MigrateSettings,
     client: &mut Option<Client>,
 ) -> Step<RunReport, Error, String> {
-    let pg = &ctx.settings.postgres;
+    let pg = ctx.postgres;
     if client.is_none() {
-        match postgres::connect(
-            pg,
-            &pg.database,
-            &ctx.app,
-            ctx.settings.wait.connect_timeout,
-        )
-        .await
-        {
+        match connect(pg, &pg.database, &ctx.app, ctx.wait.connect_timeout).await {
             Ok(c) => *client = Some(c),
             Err(e) if matches!(e.class(), Class::MissingDatabase | Class::Transient) => {}
             Err(e) => {
-                return Step::Fail(Error::Refused {
-                    dependency: postgres::connect::target_label(pg),
-                    cause: Box::new(e),
-                });
+                return Step::Fail(
+                    dependency::Error::Refused {
+                        dependency: target_label(pg),
+                        cause: Box::new(e),
+                    }
+                    .into(),
+                );
             }
         }
     }
@@ -111,7 +122,7 @@ pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusRepo
         (plan::plan(&m.set, &DbState::default()), Vec::new())
     };
     Ok(StatusReport::new(
-        &ctx.settings.postgres.database,
+        &ctx.postgres.database,
         ready.on_target,
         &m.set,
         plan,
@@ -125,7 +136,7 @@ async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<Inva
     let mut built: Vec<(String, String)> = Vec::new();
     for m in &set.migrations {
         let sql = m.sql().unwrap_or_default();
-        if sqlsplit::is_no_transaction(sql) {
+        if is_no_transaction(sql) {
             for st in sqlsplit::split(sql) {
                 if let Some(name) = sqlsplit::concurrent_index_name(st.text) {
                     built.push((name, m.to_string()));
@@ -139,7 +150,7 @@ async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<Inva
     // Simple protocol: no named prepared statement for a transaction-mode pooler to mix up.
     let list = built
         .iter()
-        .map(|(n, _)| postgres::sql::quote_literal(n))
+        .map(|(n, _)| quote_literal(n))
         .collect::<Vec<_>>()
         .join(", ");
     let rows = client
@@ -158,10 +169,7 @@ async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<Inva
         .filter_map(|index| {
             let migration = built.iter().find(|(n, _)| *n == index)?.1.clone();
             Some(InvalidIndex {
-                repair: format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                    postgres::sql::quote_ident(&index)
-                ),
+                repair: format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quote_ident(&index)),
                 index,
                 migration,
             })

@@ -5,10 +5,14 @@
 use serde::Serialize;
 
 use super::adopt::{self, Adoption};
+use super::error::{Error, Result};
+use super::header::is_no_transaction;
 use super::history::DbState;
+use super::observe::read_plan;
+use super::plan;
 use super::set::MigrationSet;
-use super::{MigrateSettings, plan, read_plan, sqlsplit};
-use crate::error::{Error, Result};
+use super::settings::MigrateSettings;
+use super::sqlsplit;
 use crate::ready::{self, Context};
 
 /// One file `run` would apply.
@@ -59,7 +63,7 @@ pub struct PlanReport {
 fn script(name: String, sql: &str) -> PlannedScript {
     PlannedScript {
         name,
-        transaction: !sqlsplit::is_no_transaction(sql),
+        transaction: !is_no_transaction(sql),
         statements: sqlsplit::split(sql).len(),
     }
 }
@@ -87,7 +91,7 @@ fn scripts(
 
 /// Computes the plan; reads only.
 pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanReport> {
-    let database = ctx.settings.postgres.database.clone();
+    let database = ctx.postgres.database.clone();
     let ready = ready::wait_for_dependencies(ctx).await?;
     let mut report = PlanReport {
         database,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::plan::{Entry, EntryState, Plan};
 use super::set::{MigrationSet, Seed};
-use crate::error::{Error, ExitCode};
+use crate::exit::ExitCode;
 
 /// What a `run` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -66,20 +66,6 @@ impl RunReport {
     /// Migrations, then seeds, this run applied.
     pub fn applied_this_run(&self) -> Vec<String> {
         self.migrations.iter().chain(&self.seeds).cloned().collect()
-    }
-
-    /// What a failure's message adds: the files this run applied before the failing one,
-    /// which stay applied.
-    pub fn after_failure(&self, cause: &Error) -> String {
-        let applied = self.applied_this_run();
-        if cause.failed_file().is_none() || applied.is_empty() {
-            return String::new();
-        }
-        format!(
-            ", and the {} before it in this run stay applied ({})",
-            applied.len(),
-            applied.join(", ")
-        )
     }
 
     /// One line for the log and the termination message.

@@ -1,6 +1,6 @@
-//! The session a migration runs in on a live database: the timeouts it runs under, a file's
-//! own override in its header, and which failures belong to the session (a lost connection,
-//! a lock not granted in time) rather than to the file's SQL.
+//! The session a migration runs in on a live database: the timeouts it runs under (a file's
+//! own override comes from its [`super::header`]), and which failures belong to the session
+//! (a lost connection, a lock not granted in time) rather than to the file's SQL.
 //!
 //! Settings are applied with `SET LOCAL` at the start of each transaction, not once per
 //! connection: through a transaction-mode pooler a session-level `SET` would stay behind on
@@ -11,13 +11,8 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use super::sqlsplit::NO_TRANSACTION_MARKER;
-use crate::config::parse_duration;
-use crate::error::Error;
-use crate::postgres::PgError;
-
-/// The header line that sets one file's lock timeout.
-pub const LOCK_TIMEOUT_DIRECTIVE: &str = "-- dbinit:lock-timeout=";
+use super::error::Error;
+use crate::postgres::{self, PgError};
 
 /// Default `lock_timeout` of a migration: long enough for a busy table's short transactions
 /// to finish, short enough that the application's queries queued behind the waiting DDL
@@ -77,50 +72,6 @@ impl SessionSettings {
 /// Undoes [`SessionSettings::outside_transaction_sql`].
 pub const RESET_SQL: &str = "RESET lock_timeout; RESET statement_timeout";
 
-/// What a file's leading comment lines ask for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Header {
-    /// `-- dbinit:no-transaction`.
-    pub no_transaction: bool,
-    /// `-- dbinit:lock-timeout=DURATION`.
-    pub lock_timeout: Option<Duration>,
-}
-
-/// Reads the directives (`-- dbinit:name[=value]`) among the file's leading blank and
-/// comment lines. An unknown directive or a bad value is an error saying what is accepted,
-/// so a typo does not silently change how a migration runs.
-pub fn header(sql: &str) -> Result<Header, String> {
-    let mut h = Header::default();
-    for line in sql.lines().map(str::trim) {
-        if line.is_empty() {
-            continue;
-        }
-        if !line.starts_with("--") {
-            break;
-        }
-        let Some(rest) = line.strip_prefix("-- dbinit:") else {
-            continue;
-        };
-        if rest.starts_with(char::is_whitespace) {
-            continue; // prose: "-- dbinit: this file ..."
-        }
-        if line == NO_TRANSACTION_MARKER {
-            h.no_transaction = true;
-        } else if let Some(v) = line.strip_prefix(LOCK_TIMEOUT_DIRECTIVE) {
-            h.lock_timeout = Some(parse_duration(v).ok_or_else(|| {
-                format!(
-                    "`{line}`: the lock timeout is not a duration (e.g. 500ms, 30s, 2m; 0 waits)"
-                )
-            })?);
-        } else {
-            return Err(format!(
-                "`{line}` is not a dbinit directive (known: `{NO_TRANSACTION_MARKER}`, `{LOCK_TIMEOUT_DIRECTIVE}DURATION`)"
-            ));
-        }
-    }
-    Ok(h)
-}
-
 /// Whose failure an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -168,7 +119,7 @@ pub fn fault(e: &tokio_postgres::Error) -> Fault {
     }
 }
 
-/// The library error for a failed statement outside a file: [`Error::Disconnected`] when the
+/// The error for a failed statement outside a file: [`Error::Disconnected`] when the
 /// connection went away (the run reconnects), else [`Error::Postgres`].
 pub fn pg_error(action: &str, e: tokio_postgres::Error) -> Error {
     let source = PgError(e);
@@ -178,33 +129,16 @@ pub fn pg_error(action: &str, e: tokio_postgres::Error) -> Error {
             source: Box::new(source),
         }
     } else {
-        Error::Postgres {
+        Error::Postgres(postgres::Error::Statement {
             action: action.to_string(),
             source,
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_reads_directives_and_rejects_typos() {
-        assert_eq!(header("CREATE TABLE a ();").expect("ok"), Header::default());
-        let h = header("\n-- why this file exists\n-- dbinit:lock-timeout=30s\n-- dbinit:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);")
-            .expect("ok");
-        assert!(h.no_transaction);
-        assert_eq!(h.lock_timeout, Some(Duration::from_secs(30)));
-        // Directives after the first statement are plain comments.
-        let h = header("SELECT 1;\n-- dbinit:no-transaction").expect("ok");
-        assert!(!h.no_transaction);
-        assert!(header("-- dbinit: prose about dbinit\nSELECT 1").is_ok());
-        let e = header("-- dbinit:lock-timeout=soon\nSELECT 1").expect_err("bad");
-        assert!(e.contains("lock-timeout=soon") && e.contains("30s"), "{e}");
-        let e = header("-- dbinit:no-transactions\nSELECT 1").expect_err("typo");
-        assert!(e.contains("not a dbinit directive"), "{e}");
-    }
 
     #[test]
     fn begin_sets_local_timeouts() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use refinery::Migration;
 
-use crate::config::ConfigError;
+use crate::setting::ConfigError;
 
 /// The two kinds of script a set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,15 +13,6 @@
 //! (tests/splitter.rs). Not understood, as in any server-side SQL: psql's backslash commands
 //! and `:variables`, and `standard_conforming_strings = off`.
 
-/// The first line of a migration that must run outside a transaction.
-pub const NO_TRANSACTION_MARKER: &str = "-- dbinit:no-transaction";
-
-/// Whether [`NO_TRANSACTION_MARKER`] is among the file's leading comment lines (its header,
-/// see [`super::session::header`]).
-pub fn is_no_transaction(sql: &str) -> bool {
-    super::session::header(sql).is_ok_and(|h| h.no_transaction)
-}
-
 /// One statement of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement<'a> {
@@ -397,18 +388,6 @@ mod tests {
         assert_eq!(t.len(), 4, "{t:?}");
         assert_eq!(t[1], r"SELECT 'x\'");
         assert_eq!(t[2], r"SELECT E'y\';z'");
-    }
-
-    #[test]
-    fn the_marker() {
-        assert!(is_no_transaction(
-            "-- dbinit:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
-        ));
-        assert!(is_no_transaction(
-            "\n  -- dbinit:no-transaction  \nSELECT 1"
-        ));
-        assert!(!is_no_transaction("SELECT 1;\n-- dbinit:no-transaction"));
-        assert!(!is_no_transaction("-- dbinit: no-transaction"));
     }
 
     #[test]

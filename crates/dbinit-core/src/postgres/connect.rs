@@ -6,7 +6,7 @@ use tokio_postgres::{Client, NoTls};
 use tracing::debug;
 
 use super::{PgError, PostgresSettings, SslMode, classify, describe, tls};
-use crate::error::Error;
+use crate::dependency;
 use crate::retry::Class;
 
 /// Opens one connection to `dbname`, spawning its driver task on the current runtime.
@@ -113,15 +113,15 @@ pub async fn connect_target(
     pg: &PostgresSettings,
     app: &str,
     timeout: Duration,
-) -> Result<Client, Error> {
+) -> dependency::Result<Client> {
     connect(pg, &pg.database, app, timeout).await.map_err(|e| {
         let dependency = target_label(pg);
         match e.class() {
-            Class::Refused => Error::Refused {
+            Class::Refused => dependency::Error::Refused {
                 dependency,
                 cause: Box::new(e),
             },
-            _ => Error::Unusable {
+            _ => dependency::Error::Unusable {
                 dependency,
                 cause: Box::new(e),
             },

@@ -8,8 +8,8 @@ use tokio_postgres::error::SqlState;
 use tracing::{info, warn};
 
 use super::sql::{quote_ident, quote_literal};
-use super::{PgError, PostgresSettings};
-use crate::error::{Error, Result};
+use super::{Error, PgError, PostgresSettings, Result};
+use crate::dependency;
 use crate::retry::{Backoff, Pace, PollError, Step, poll};
 
 /// Pause while `template1` is busy (another session is copying it right now).
@@ -35,7 +35,7 @@ pub async fn ensure_database(
             quote_literal(&pg.database)
         ))
         .await
-        .map_err(|e| Error::Postgres {
+        .map_err(|e| Error::Statement {
             action: format!("check whether database {:?} exists", pg.database),
             source: PgError(e),
         })?;
@@ -69,7 +69,7 @@ pub async fn ensure_database(
                 Step::Done(false)
             }
             Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-                Step::Fail(Error::Refused {
+                Step::Fail(Error::Dependency(dependency::Error::Refused {
                     dependency: format!("PostgreSQL at {}:{}", pg.host, pg.port),
                     cause: format!(
                         "role {:?} lacks the CREATEDB privilege needed to create database {:?} ({}); grant it (ALTER ROLE {} CREATEDB) or create the database beforehand",
@@ -79,11 +79,11 @@ pub async fn ensure_database(
                         quote_ident(&pg.user)
                     )
                     .into(),
-                })
+                }))
             }
             // "source database template1 is being accessed by other users": passes.
             Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => Step::Wait(PgError(e)),
-            Err(e) => Step::Fail(Error::Postgres {
+            Err(e) => Step::Fail(Error::Statement {
                 action: format!("create database {:?}", pg.database),
                 source: PgError(e),
             }),
@@ -95,7 +95,7 @@ pub async fn ensure_database(
     .await
     .map_err(|e| match e {
         PollError::Failed(e) => e,
-        PollError::Deadline { last, .. } => Error::Postgres {
+        PollError::Deadline { last, .. } => Error::Statement {
             action: format!("create database {:?}", pg.database),
             source: last,
         },

@@ -1,11 +1,13 @@
 //! PostgreSQL: where it is ([`PostgresSettings`]), how to reach it ([`connect`], [`tls`]),
 //! how to write safe SQL text ([`sql`]), creating the application's database ([`database`]),
-//! and what a failure means ([`classify`]).
+//! and what a failure means ([`classify`], [`PgError`], [`Error`]).
 
 use std::path::PathBuf;
 
 use tokio_postgres::error::SqlState;
 
+use crate::dependency;
+use crate::exit::ExitCode;
 use crate::retry::Class;
 use crate::secret::Secret;
 
@@ -13,8 +15,6 @@ pub mod connect;
 pub mod database;
 pub mod sql;
 pub mod tls;
-
-pub use connect::{ConnectError, connect};
 
 /// TLS policy towards PostgreSQL, with libpq's names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub struct PostgresSettings {
 pub fn application_name(identity: &str) -> String {
     let name = format!("dbinit/{} {identity}", env!("CARGO_PKG_VERSION"));
     // PostgreSQL truncates at NAMEDATALEN-1 (63 bytes), possibly mid-character.
-    crate::outcome::truncate(&name, 63).to_string()
+    crate::text::truncate(&name, 63).to_string()
 }
 
 /// An error from the driver or the server, typed, that prints as a person needs it: the
@@ -114,6 +114,45 @@ impl From<tokio_postgres::Error> for PgError {
         Self(e)
     }
 }
+
+/// Why this room's own work failed: a statement outside any migration (creating the
+/// database, reading a history table), or the server refusing us.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A PostgreSQL statement failed outside a migration.
+    #[error("failed to {action}")]
+    Statement {
+        /// What was being done.
+        action: String,
+        /// The server's or driver's explanation.
+        #[source]
+        source: PgError,
+    },
+    /// The server refused us, or answered in a way we cannot use.
+    #[error(transparent)]
+    Dependency(#[from] dependency::Error),
+}
+
+impl Error {
+    /// For `map_err`: a failed statement, named by what it was doing.
+    pub fn statement(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Self + '_ {
+        move |e| Self::Statement {
+            action: action.to_string(),
+            source: PgError(e),
+        }
+    }
+
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Statement { .. } => ExitCode::Failure,
+            Self::Dependency(e) => e.exit_code(),
+        }
+    }
+}
+
+/// `Result` with this room's error as default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Classifies a SQLSTATE seen while connecting.
 pub fn classify_sqlstate(code: &SqlState) -> Class {
@@ -137,7 +176,7 @@ pub fn classify_sqlstate(code: &SqlState) -> Class {
     }
 }
 
-/// Classifies any error from [`connect()`] or the first query.
+/// Classifies any error from [`connect::connect`] or the first query.
 pub fn classify(e: &tokio_postgres::Error) -> Class {
     if let Some(code) = e.code() {
         return classify_sqlstate(code);

@@ -1,7 +1,7 @@
 //! Writing SQL text safely: identifiers and literals quoted, table names restricted to plain
 //! identifiers. Every statement dbinit builds from a name goes through here.
 
-use crate::config::ConfigError;
+use crate::setting::ConfigError;
 
 /// A table name, optionally schema-qualified, restricted to plain identifiers so it can be
 /// used in SQL text and in messages without surprises.

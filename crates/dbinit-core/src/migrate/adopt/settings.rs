@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::set::MigrationSet;
 use super::tools::Tool;
-use crate::config::ConfigError;
+use crate::migrate::set::MigrationSet;
+use crate::setting::ConfigError;
 
 /// The user's answer for a database built without dbinit, from the settings.
 #[derive(Debug, Clone, Default)]

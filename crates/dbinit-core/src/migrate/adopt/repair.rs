@@ -10,19 +10,17 @@ use tokio_postgres::Client;
 use tracing::info;
 
 use super::audit::{self, Action, Record};
-use super::history;
-use super::{MigrateSettings, lock};
-use crate::config::ConfigError;
-use crate::error::{Error, Result};
-use crate::postgres::PgError;
+use crate::migrate::error::{Error, Result};
+use crate::migrate::history;
+use crate::migrate::lock;
+use crate::migrate::settings::MigrateSettings;
+use crate::postgres::Error as PgFailure;
 use crate::postgres::sql::quote_literal;
 use crate::ready::Context;
+use crate::setting::ConfigError;
 
 fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |e| Error::Postgres {
-        action: action.to_string(),
-        source: PgError(e),
-    }
+    move |e| PgFailure::statement(action)(e).into()
 }
 
 /// Waits for PostgreSQL, takes the migration lock, and repairs version `v`.

@@ -1,8 +1,17 @@
-//! The one duration syntax of every duration setting: Go's `time.ParseDuration`, the form
-//! Kubernetes users write every day (`90s`, `1m30s`, `500ms`, `1h`), plus a bare number of
-//! seconds (`90`), as shell scripts and older versions of dbinit wrote them.
+//! What every room's settings share, so that none of them imports another to get it: the
+//! error a bad setting is ([`ConfigError`], always exit 2) and the one duration syntax of
+//! every duration setting.
+//!
+//! Durations are Go's `time.ParseDuration`, the form Kubernetes users write every day (`90s`,
+//! `1m30s`, `500ms`, `1h`), plus a bare number of seconds (`90`), as shell scripts and older
+//! versions of dbinit wrote them.
 
 use std::time::Duration;
+
+/// A configuration error: always exit code 2, always naming the setting and the accepted form.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 /// What an error message shows as the accepted form.
 pub const DURATION_FORMS: &str = "a duration such as 90s, 1m30s, 500ms, 1h (units ns, us, ms, s, m, h; a bare number is seconds)";

@@ -5,26 +5,34 @@
 //! such a schema fails at best, so `run` refuses ([`Refusal`], exit 9) and names what it found
 //! and the command or setting that adopts it. Adopting records versions as applied without
 //! running them: up to a version the user names (baseline), or up to where the other tool's
-//! history says the schema is (adopt). The writing happens in [`super::baseline`].
+//! history says the schema is (adopt). The writing happens in [`mod@baseline`].
+//!
+//! The room: what the user said ([`settings`]), other tools' history tables ([`tools`]),
+//! this file (noticing and deciding), recording ([`mod@baseline`]), accepting an edited file
+//! ([`repair`]), and where every such row came from ([`audit`]).
 
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::MigrateSettings;
-use super::adopt_settings::known_versions;
-pub use super::adopt_settings::{AdoptMap, AdoptSettings, parse_tool, parse_version};
-use super::audit::{self, Action};
-use super::history::DbState;
-use super::set::MigrationSet;
-use super::tools::{self, Tool, ToolHistory};
-use crate::error::{Error, Result};
-use crate::postgres::PgError;
+pub mod audit;
+pub mod baseline;
+pub mod repair;
+pub mod settings;
+pub mod tools;
 
-/// Why `run` will not touch a database (exit 9): it was built without dbinit and has not been
-/// adopted, or cannot be adopted as it is.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+pub use crate::migrate::error::Refusal;
+pub use settings::{AdoptMap, AdoptSettings, parse_tool, parse_version};
+
+use audit::Action;
+use settings::known_versions;
+use tools::{Tool, ToolHistory};
+
+use crate::migrate::error::Result;
+use crate::migrate::header::is_no_transaction;
+use crate::migrate::history::DbState;
+use crate::migrate::set::MigrationSet;
+use crate::migrate::settings::MigrateSettings;
+use crate::postgres;
 
 /// What a database holds that dbinit did not put there.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,10 +52,8 @@ impl Findings {
 
 /// Looks for user tables and other tools' history tables; read-only.
 pub async fn inspect(client: &Client, m: &MigrateSettings) -> Result<Findings> {
-    let pg = |e| Error::Postgres {
-        action: "look for tables in a database without dbinit history".into(),
-        source: PgError(e),
-    };
+    let pg =
+        |e| postgres::Error::statement("look for tables in a database without dbinit history")(e);
     let tools = tools::find(client).await.map_err(pg)?;
     let ours = [
         m.history.sql(),
@@ -57,7 +63,7 @@ pub async fn inspect(client: &Client, m: &MigrateSettings) -> Result<Findings> {
     let theirs: Vec<&str> = tools.iter().map(|t| t.table.as_str()).collect();
     // Simple protocol with quoted literals: a named prepared statement would collide with
     // another client's behind a transaction-mode pooler (PgBouncer).
-    let lit = crate::postgres::sql::quote_literal;
+    let lit = postgres::sql::quote_literal;
     let theirs = theirs.iter().map(|t| lit(t)).collect::<Vec<_>>().join(", ");
     let rows = client
         .simple_query(&format!(
@@ -254,7 +260,7 @@ pub async fn decide(
         && m.set
             .migrations
             .first()
-            .is_some_and(|f| f.sql().is_some_and(super::sqlsplit::is_no_transaction));
+            .is_some_and(|f| f.sql().is_some_and(is_no_transaction));
     if found.is_empty() || our_first_file_was_interrupted {
         return Ok(None);
     }

@@ -9,21 +9,19 @@
 use tokio_postgres::Client;
 use tracing::info;
 
-use super::adopt::{self, Adoption};
 use super::audit::{self, Record};
-use super::history::{self, insert_migration_sql};
 use super::tools::Tool;
-use super::{MigrateSettings, lock};
-use crate::config::ConfigError;
-use crate::error::{Error, Result};
-use crate::postgres::PgError;
+use crate::migrate::adopt::{self, Adoption};
+use crate::migrate::error::{Error, Result};
+use crate::migrate::history::{self, insert_migration_sql};
+use crate::migrate::lock;
+use crate::migrate::settings::MigrateSettings;
+use crate::postgres::Error as PgFailure;
 use crate::ready::Context;
+use crate::setting::ConfigError;
 
 fn pg(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::Postgres {
-        action: action.to_string(),
-        source: PgError(e),
-    }
+    move |e| PgFailure::statement(action)(e).into()
 }
 
 /// Under the lock, on a database whose history is still empty: writes `a`'s rows and their
@@ -81,7 +79,7 @@ pub enum Request {
 /// `dbinit baseline` and `dbinit adopt`: wait for PostgreSQL, take the migration lock and
 /// record; a second call finds the versions recorded and does nothing.
 pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, req: Request) -> Result<String> {
-    let db = &ctx.settings.postgres.database;
+    let db = &ctx.postgres.database;
     let absent = "baseline and adopt record what an existing database holds (a new one needs neither: `dbinit run` creates it)";
     lock::exclusive(ctx, m, absent, async |client| {
         locked(client, m, req, db).await

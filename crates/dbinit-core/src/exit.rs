@@ -1,0 +1,179 @@
+//! How a failure ends the process: its exit code, from the one table that `--help`, the
+//! termination message and README share, and its message, the whole chain of causes on one
+//! line. Every room's error maps to a code here; nothing here knows the rooms.
+
+/// Stable process exit codes, documented in the README. Scripts and Kubernetes
+/// `restartPolicy` decisions key on them, so they never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything is ready.
+    Ok = 0,
+    /// Anything not covered below.
+    Failure = 1,
+    /// Bad configuration: nothing was attempted.
+    Config = 2,
+    /// A dependency did not become ready (or the schema did not arrive) before the deadline.
+    Timeout = 3,
+    /// Authentication or permission refused; retrying will not help.
+    Refused = 4,
+    /// A migration or seed failed and was rolled back.
+    MigrationFailed = 5,
+    /// The database's history diverges from the migration set (edited or missing files).
+    Diverged = 6,
+    /// The migration lock was not acquired in time, or was lost.
+    Lock = 7,
+    /// Interrupted by SIGTERM or SIGINT; open work was rolled back.
+    Interrupted = 8,
+    /// The database has tables or another tool's history but no dbinit history: running V1
+    /// on top of them would fail or worse, so it must be adopted (baseline/adopt) first.
+    Unadopted = 9,
+    /// `dbinit status --exit-code`: migrations or seeds are pending.
+    Pending = 10,
+    /// `dbinit status --exit-code`: the database has migrations newer than this binary's set
+    /// (a newer release migrated it).
+    Ahead = 11,
+    /// `dbinit status --exit-code`: an INVALID index left by an interrupted no-transaction
+    /// migration.
+    InvalidIndex = 12,
+}
+
+impl ExitCode {
+    /// Every code, in order: the one table that `--help`, the termination message and the
+    /// README (checked by a test) are written from.
+    pub const ALL: [ExitCode; 10] = [
+        Self::Ok,
+        Self::Failure,
+        Self::Config,
+        Self::Timeout,
+        Self::Refused,
+        Self::MigrationFailed,
+        Self::Diverged,
+        Self::Lock,
+        Self::Interrupted,
+        Self::Unadopted,
+    ];
+
+    /// A short stable word for the termination message and the status ConfigMap.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failure => "failed",
+            Self::Config => "config",
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+            Self::MigrationFailed => "migration-failed",
+            Self::Diverged => "diverged",
+            Self::Lock => "lock",
+            Self::Interrupted => "interrupted",
+            Self::Unadopted => "unadopted",
+            Self::Pending => "pending",
+            Self::Ahead => "ahead",
+            Self::InvalidIndex => "invalid-index",
+        }
+    }
+
+    /// What the code means, in a few words; README's table row starts with exactly this.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Ok => "ready",
+            Self::Failure => "anything else",
+            Self::Config => "bad configuration",
+            Self::Timeout => "timed out waiting for a dependency",
+            Self::Refused => "authentication or permission refused",
+            Self::MigrationFailed => "a migration or seed failed",
+            Self::Diverged => "the migration set diverges from the database",
+            Self::Lock => "lock not acquired in time",
+            Self::Interrupted => "interrupted by SIGTERM/SIGINT",
+            Self::Unadopted => {
+                "the database has tables or another tool's history but no dbinit history"
+            }
+            Self::Pending => "status --exit-code: migrations or seeds are pending",
+            Self::Ahead => "status --exit-code: the database is ahead of this binary",
+            Self::InvalidIndex => {
+                "status --exit-code: an INVALID index left by a no-transaction migration"
+            }
+        }
+    }
+
+    /// The codes only `dbinit status --exit-code` uses, beside 0, 6 (drift) and the usual
+    /// failures.
+    pub const STATUS: [ExitCode; 3] = [Self::Pending, Self::Ahead, Self::InvalidIndex];
+
+    /// The table as `--help` prints it, one code per line.
+    pub fn help() -> String {
+        let mut s = String::from("Exit codes:\n");
+        for c in Self::ALL.iter().chain(&Self::STATUS) {
+            s.push_str(&format!("  {}  {}\n", *c as u8, c.summary()));
+        }
+        s
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c as u8)
+    }
+}
+
+/// The whole chain of `e` in one line, `what failed: why: why that`, for a person to read.
+pub fn render(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_their_position_in_the_table() {
+        for (i, c) in ExitCode::ALL.iter().enumerate() {
+            assert_eq!(*c as u8 as usize, i);
+        }
+    }
+
+    /// README's exit-code table is the same table: every code, in order, each row starting
+    /// with the code's summary.
+    #[test]
+    fn readme_table_matches_the_code() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md");
+        let section = readme
+            .split("\n## Exit codes\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has an `## Exit codes` section");
+        let rows: Vec<(u8, &str)> = section
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
+                let code = cells.next()?.parse().ok()?;
+                Some((code, cells.next()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), ExitCode::ALL.len(), "{rows:?}");
+        for ((code, meaning), c) in rows.iter().zip(ExitCode::ALL) {
+            assert_eq!(*code, c as u8);
+            assert!(
+                meaning.starts_with(c.summary()),
+                "README row {code} should start with {:?}: {meaning:?}",
+                c.summary()
+            );
+        }
+        for c in &ExitCode::ALL[1..] {
+            assert!(
+                section.contains(&format!("`{}`", c.as_str())),
+                "README names the termination-message kind {}",
+                c.as_str()
+            );
+        }
+    }
+}
