@@ -172,6 +172,18 @@ pub fn insert_migration_sql(history: &TableName, m: &refinery::Migration) -> Str
     )
 }
 
+/// The statement that makes an applied migration's row match its file again (name and
+/// checksum), for `dbinit repair`.
+pub fn update_migration_sql(history: &TableName, m: &refinery::Migration) -> String {
+    format!(
+        "UPDATE {} SET checksum = {}, name = {} WHERE version = {}",
+        history.sql(),
+        quote_literal(&m.checksum().to_string()),
+        quote_literal(m.name()),
+        m.version()
+    )
+}
+
 /// The statement that records a seed, run in the seed's own transaction.
 pub fn insert_seed_sql(seeds_table: &TableName, s: &Seed) -> String {
     format!(

@@ -5,7 +5,13 @@
 //! history format has no room for a marker: `name` must match the file and `applied_on` must
 //! parse as RFC 3339, or refinery-based tools (and dbinit's own divergence check) would
 //! misread the row. Join it on `version` to see a row's origin.
+//!
+//! [`write`] is the one writer of history rows that dbinit records without running their
+//! files: each goes in with its audit row, in one transaction.
 
+use tokio_postgres::Client;
+
+use crate::migrate::history::{insert_migration_sql, update_migration_sql};
 use crate::postgres::sql::{TableName, quote_literal};
 
 /// What put an audit row there.
@@ -44,7 +50,7 @@ pub fn table(history: &TableName) -> TableName {
 }
 
 /// Creates the audit table if missing (under the migration lock).
-pub fn create_sql(audit: &TableName) -> String {
+fn create_sql(audit: &TableName) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -61,35 +67,66 @@ pub fn create_sql(audit: &TableName) -> String {
     )
 }
 
-/// One audit row; `actor` is the database role and the connection's `application_name`
-/// (`dbinit/<version> <pod>`), so the record says who without trusting the client.
-pub struct Record<'a> {
+/// One history row that dbinit writes without running its file: the file's version, name and
+/// current checksum, and where the row came from.
+pub struct Row<'a> {
     /// What happened.
     pub action: Action,
-    /// Which version.
-    pub version: i32,
-    /// The migration's name.
-    pub name: &'a str,
+    /// The migration the row records.
+    pub file: &'a refinery::Migration,
     /// Where the row came from ("baseline", "alembic_version revision b8f15d3a0e96", ...).
     pub source: &'a str,
-    /// The checksum before (repair only).
-    pub old_checksum: Option<&'a str>,
-    /// The checksum recorded.
-    pub new_checksum: &'a str,
+    /// The checksum the row had before, when it replaces an applied row's (repair); `None`
+    /// inserts a new row.
+    pub replaces: Option<&'a str>,
 }
 
-/// The statement that writes `r`.
-pub fn insert_sql(audit: &TableName, r: &Record<'_>) -> String {
+/// The statement that writes `r`'s audit row; `actor` is the database role and the
+/// connection's `application_name` (`dbinit/<version> <pod>`), so the record says who without
+/// trusting the client.
+fn insert_sql(audit: &TableName, r: &Row<'_>) -> String {
     format!(
         "INSERT INTO {} (action, version, name, source, old_checksum, new_checksum, actor) VALUES ({}, {}, {}, {}, {}, {}, current_user || coalesce(' (' || nullif(current_setting('application_name', true), '') || ')', ''))",
         audit.sql(),
         quote_literal(r.action.as_str()),
-        r.version,
-        quote_literal(r.name),
+        r.file.version(),
+        quote_literal(r.file.name()),
         quote_literal(r.source),
-        r.old_checksum.map_or("NULL".to_string(), quote_literal),
-        quote_literal(r.new_checksum)
+        r.replaces.map_or("NULL".to_string(), quote_literal),
+        quote_literal(&r.file.checksum().to_string())
     )
+}
+
+/// Writes `rows` into the history table, each with its audit row, in one transaction
+/// (creating the audit table first); on failure the transaction is rolled back whole and
+/// the session left usable.
+pub async fn write(
+    client: &Client,
+    history: &TableName,
+    rows: &[Row<'_>],
+) -> Result<(), tokio_postgres::Error> {
+    let written = client.batch_execute(&write_sql(history, rows)).await;
+    if written.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    written
+}
+
+/// The one message [`write`] sends.
+fn write_sql(history: &TableName, rows: &[Row<'_>]) -> String {
+    let audit = table(history);
+    let mut sql = format!("{};\nBEGIN;\n", create_sql(&audit));
+    for r in rows {
+        sql.push_str(&match r.replaces {
+            None => insert_migration_sql(history, r.file),
+            Some(_) => update_migration_sql(history, r.file),
+        });
+        sql.push_str(";\n");
+        sql.push_str(&insert_sql(&audit, r));
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT");
+    sql
 }
 
 #[cfg(test)]
@@ -102,5 +139,52 @@ mod tests {
         assert_eq!(table(&h).plain(), "app.dbinit_audit");
         let h = TableName::parse("t", "refinery_schema_history").expect("ok");
         assert_eq!(table(&h).plain(), "dbinit_audit");
+    }
+
+    #[test]
+    fn each_history_row_goes_in_with_its_audit_row_in_one_transaction() {
+        let h = TableName::parse("t", "refinery_schema_history").expect("ok");
+        let v1 = refinery::Migration::unapplied("V1__a", "SELECT 1").expect("ok");
+        let v2 = refinery::Migration::unapplied("V2__b", "SELECT 2").expect("ok");
+        let baseline = |file| Row {
+            action: Action::Baseline,
+            file,
+            source: "baseline",
+            replaces: None,
+        };
+        let sql = write_sql(&h, &[baseline(&v1), baseline(&v2)]);
+        assert!(
+            sql.starts_with("CREATE TABLE IF NOT EXISTS \"dbinit_audit\""),
+            "{sql}"
+        );
+        assert!(sql.ends_with("COMMIT"), "{sql}");
+        assert_eq!(sql.matches("BEGIN;").count(), 1, "{sql}");
+        assert_eq!(
+            sql.matches("INSERT INTO \"refinery_schema_history\"")
+                .count(),
+            2
+        );
+        assert_eq!(sql.matches("INSERT INTO \"dbinit_audit\"").count(), 2);
+
+        let repaired = Row {
+            action: Action::Repair,
+            file: &v2,
+            source: "file V2__b.sql",
+            replaces: Some("42"),
+        };
+        let sql = write_sql(&h, &[repaired]);
+        let checksum = v2.checksum().to_string();
+        assert!(
+            sql.contains(&format!(
+                "UPDATE \"refinery_schema_history\" SET checksum = '{checksum}', name = 'b' WHERE version = 2"
+            )),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!(
+                "'repair', 2, 'b', 'file V2__b.sql', '42', '{checksum}'"
+            )),
+            "{sql}"
+        );
     }
 }

@@ -9,60 +9,40 @@
 use tokio_postgres::Client;
 use tracing::info;
 
-use super::audit::{self, Record};
+use super::audit::{self, Row};
 use super::tools::Tool;
 use crate::migrate::adopt::{self, Adoption};
-use crate::migrate::error::{Error, Result};
-use crate::migrate::history::{self, insert_migration_sql};
+use crate::migrate::error::Result;
+use crate::migrate::history;
 use crate::migrate::lock;
 use crate::migrate::settings::MigrateSettings;
-use crate::postgres::Error as PgFailure;
+use crate::postgres;
 use crate::ready::Context;
 use crate::setting::ConfigError;
-
-fn pg(action: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
-    move |e| PgFailure::statement(action)(e).into()
-}
 
 /// Under the lock, on a database whose history is still empty: writes `a`'s rows and their
 /// audit records in one transaction. Returns how many versions it recorded (0 when another
 /// runner recorded history first).
 pub async fn record(client: &Client, m: &MigrateSettings, a: &Adoption) -> Result<usize> {
-    let audit = audit::table(&m.history);
-    client
-        .batch_execute(&audit::create_sql(&audit))
-        .await
-        .map_err(pg("create the audit table"))?;
     let state = history::read_state(client, &m.history, &m.seeds_table, false)
         .await
-        .map_err(pg("read the history table"))?;
+        .map_err(postgres::Error::statement("read the history table"))?;
     if !state.migrations.is_empty() {
         return Ok(0);
     }
-    let mut sql = String::from("BEGIN;\n");
-    for (i, source) in &a.rows {
-        let mig = &m.set.migrations[*i];
-        sql.push_str(&insert_migration_sql(&m.history, mig));
-        sql.push_str(";\n");
-        let checksum = mig.checksum().to_string();
-        sql.push_str(&audit::insert_sql(
-            &audit,
-            &Record {
-                action: a.action,
-                version: mig.version(),
-                name: mig.name(),
-                source,
-                old_checksum: None,
-                new_checksum: &checksum,
-            },
-        ));
-        sql.push_str(";\n");
-    }
-    sql.push_str("COMMIT");
-    if let Err(e) = client.batch_execute(&sql).await {
-        let _ = client.batch_execute("ROLLBACK").await;
-        return Err(pg("record the adopted versions")(e));
-    }
+    let rows: Vec<Row<'_>> = a
+        .rows
+        .iter()
+        .map(|(i, source)| Row {
+            action: a.action,
+            file: &m.set.migrations[*i],
+            source,
+            replaces: None,
+        })
+        .collect();
+    audit::write(client, &m.history, &rows)
+        .await
+        .map_err(postgres::Error::statement("record the adopted versions"))?;
     info!(versions = a.rows.len(), "{}", a.summary);
     Ok(a.rows.len())
 }
@@ -98,10 +78,10 @@ async fn locked(client: &Client, m: &MigrateSettings, req: Request, db: &str) ->
     };
     history::ensure_tables(client, &m.history, &m.seeds_table)
         .await
-        .map_err(pg("create the history tables"))?;
+        .map_err(postgres::Error::statement("create the history tables"))?;
     let state = history::read_state(client, &m.history, &m.seeds_table, false)
         .await
-        .map_err(pg("read the history table"))?;
+        .map_err(postgres::Error::statement("read the history table"))?;
     if !state.migrations.is_empty() {
         let wanted = &adoption.rows;
         let recorded = wanted.iter().all(|(i, _)| {

@@ -9,19 +9,14 @@
 use tokio_postgres::Client;
 use tracing::info;
 
-use super::audit::{self, Action, Record};
-use crate::migrate::error::{Error, Result};
+use super::audit::{self, Action, Row};
+use crate::migrate::error::Result;
 use crate::migrate::history;
 use crate::migrate::lock;
 use crate::migrate::settings::MigrateSettings;
-use crate::postgres::Error as PgFailure;
-use crate::postgres::sql::quote_literal;
+use crate::postgres;
 use crate::ready::Context;
 use crate::setting::ConfigError;
-
-fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |e| PgFailure::statement(action)(e).into()
-}
 
 /// Waits for PostgreSQL, takes the migration lock, and repairs version `v`.
 pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i32) -> Result<String> {
@@ -34,7 +29,7 @@ pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i32) -> Result<S
 async fn locked(client: &Client, m: &MigrateSettings, v: i32) -> Result<String> {
     let state = history::read_state(client, &m.history, &m.seeds_table, false)
         .await
-        .map_err(pg("read the history table"))?;
+        .map_err(postgres::Error::statement("read the history table"))?;
     let applied: Vec<String> = state
         .migrations
         .iter()
@@ -58,29 +53,16 @@ async fn locked(client: &Client, m: &MigrateSettings, v: i32) -> Result<String> 
     if old == new && row.name == file.name() {
         return Ok(format!("{file} matches its history row; nothing to repair"));
     }
-    let audit = audit::table(&m.history);
-    let sql = format!(
-        "{create};\nBEGIN;\nUPDATE {history} SET checksum = {new_q}, name = {name_q} WHERE version = {v};\n{record};\nCOMMIT",
-        create = audit::create_sql(&audit),
-        history = m.history.sql(),
-        new_q = quote_literal(&new),
-        name_q = quote_literal(file.name()),
-        record = audit::insert_sql(
-            &audit,
-            &Record {
-                action: Action::Repair,
-                version: v,
-                name: file.name(),
-                source: &format!("file {file}.sql"),
-                old_checksum: Some(&old),
-                new_checksum: &new,
-            }
-        )
-    );
-    if let Err(e) = client.batch_execute(&sql).await {
-        let _ = client.batch_execute("ROLLBACK").await;
-        return Err(pg("repair the history row")(e));
-    }
+    let source = format!("file {file}.sql");
+    let repaired = Row {
+        action: Action::Repair,
+        file,
+        source: &source,
+        replaces: Some(&old),
+    };
+    audit::write(client, &m.history, &[repaired])
+        .await
+        .map_err(postgres::Error::statement("repair the history row"))?;
     info!(version = v, old_checksum = %old, new_checksum = %new, "accepted the current file as applied");
     Ok(format!(
         "repaired version {v}: history now records {file} with checksum {new} (was {old}); audit record written"
