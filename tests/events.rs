@@ -3,96 +3,17 @@
 //! SQLSTATE in the Failed Event and the termination message, a Role that grants `create` on
 //! events and nothing more, and DBINIT_LABELS on the objects the job creates.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::{Finished, KubeApi, PG_PASSWORD, Pg, PsqlSession, command, run};
+use dbinit_tests::fixtures::ok;
+use dbinit_tests::job_world::{JobWorld, create_rbac, deploy_rbac};
+use dbinit_tests::{KubeApi, PG_PASSWORD, PsqlSession, run};
 use serde_json::{Value, json};
-
-struct World<'a> {
-    api: &'a KubeApi,
-    ns: String,
-    pg: Pg,
-    db: String,
-}
-
-impl Drop for World<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.api.on_failure(Some(&self.ns));
-        }
-    }
-}
-
-impl<'a> World<'a> {
-    fn new(api: &'a KubeApi, name: &str) -> Self {
-        Self {
-            api,
-            ns: api.namespace(name),
-            pg: Pg::start_new(),
-            db: format!("{}_db", name.replace('-', "_")),
-        }
-    }
-
-    fn cmd(&self, token: &str, dir: &Path) -> Command {
-        let mut c = command("dbinit-job");
-        c.envs(self.pg.env())
-            .env("POSTGRES_DB", &self.db)
-            .env("DBINIT_MIGRATIONS_DIR", dir)
-            .env("KUBECONFIG", self.api.kubeconfig(token, &self.ns))
-            .env("DBINIT_LEASE_DURATION", "4s")
-            .env("DBINIT_RENEW_DEADLINE", "3s")
-            .env("DBINIT_RETRY_PERIOD", "500ms")
-            .env("DBINIT_API_TIMEOUT", "2s")
-            .env("DBINIT_TIMEOUT", "60s");
-        c
-    }
-
-    /// (reason, type, message, involvedObject) of every Event in the namespace, in posting order.
-    fn events(&self) -> Vec<(String, String, String, Value)> {
-        let (code, body) = self.api.admin(
-            "GET",
-            &format!("/api/v1/namespaces/{}/events", self.ns),
-            None,
-        );
-        assert_eq!(code, 200, "list events: {body}");
-        let list: Value = serde_json::from_str(&body).expect("json");
-        let mut items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
-        // Timestamps have whole seconds; the name ends in the posting time in nanoseconds
-        // (hex) and a sequence number, as client-go names Events.
-        items.sort_by_key(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .and_then(|n| n.rsplit_once('.'))
-                .and_then(|(_, hex)| u128::from_str_radix(hex, 16).ok())
-                .unwrap_or(0)
-        });
-        items
-            .into_iter()
-            .map(|e| {
-                (
-                    e["reason"].as_str().unwrap_or("").to_string(),
-                    e["type"].as_str().unwrap_or("").to_string(),
-                    e["message"].as_str().unwrap_or("").to_string(),
-                    e["involvedObject"].clone(),
-                )
-            })
-            .collect()
-    }
-
-    fn reasons(&self) -> Vec<String> {
-        self.events().into_iter().map(|e| e.0).collect()
-    }
-}
-
-fn ok(o: &Finished) {
-    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
-}
 
 /// Events are posted by a task that the job flushes before it exits; the list is read once
 /// it has settled.
-fn settled(w: &World<'_>, want: usize) -> Vec<String> {
+fn settled(w: &JobWorld<'_>, want: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let r = w.reasons();
@@ -106,7 +27,7 @@ fn settled(w: &World<'_>, want: usize) -> Vec<String> {
 #[test]
 fn one_event_per_state_change_and_the_failure_names_file_and_sqlstate() {
     let api = KubeApi::shared();
-    let w = World::new(api, "events");
+    let w = JobWorld::new(api, "events");
     let dir = tempfile::tempdir().expect("tmp");
     let tm = tempfile::tempdir().expect("tmp");
     std::fs::write(
@@ -222,34 +143,6 @@ fn one_event_per_state_change_and_the_failure_names_file_and_sqlstate() {
     );
 }
 
-/// Creates deploy/rbac.yaml's objects in `ns`.
-fn create_rbac(api: &KubeApi, ns: &str) {
-    let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
-        .expect("deploy/rbac.yaml");
-    for doc in rbac.split("\n---\n") {
-        let kind = doc
-            .lines()
-            .find_map(|l| l.strip_prefix("kind: "))
-            .expect("kind")
-            .trim();
-        let path = match kind {
-            "ServiceAccount" => format!("/api/v1/namespaces/{ns}/serviceaccounts"),
-            "Role" => format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-            "RoleBinding" => {
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings")
-            }
-            other => panic!("unexpected kind {other}"),
-        };
-        let (code, body) = api.call_with(
-            "admin-token",
-            "POST",
-            &path,
-            Some((doc, "application/yaml")),
-        );
-        assert_eq!(code, 201, "create {kind}: {body}");
-    }
-}
-
 /// Asks the apiserver (SelfSubjectAccessReview) whether `token` may do `verb` on events.
 fn may(api: &KubeApi, token: &str, ns: &str, group: &str, verb: &str) -> bool {
     let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
@@ -268,8 +161,8 @@ fn may(api: &KubeApi, token: &str, ns: &str, group: &str, verb: &str) -> bool {
 #[test]
 fn the_role_grants_create_on_events_and_nothing_more() {
     let api = KubeApi::shared();
-    let w = World::new(api, "evrbac");
-    create_rbac(api, &w.ns);
+    let w = JobWorld::new(api, "evrbac");
+    create_rbac(api, &w.ns, &deploy_rbac());
     let token = api.service_account_token(&w.ns, "dbinit");
     let other = api.namespace("evrbac-other");
 
@@ -319,7 +212,7 @@ fn the_role_grants_create_on_events_and_nothing_more() {
 #[test]
 fn dbinit_labels_go_on_the_lease_and_status_configmap_it_creates() {
     let api = KubeApi::shared();
-    let w = World::new(api, "labels");
+    let w = JobWorld::new(api, "labels");
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("V1__a.sql"), "CREATE TABLE a (id int);").expect("write");
     let mut c = w.cmd("admin-token", dir.path());

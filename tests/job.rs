@@ -1,129 +1,11 @@
 //! `dbinit-job` against a real kube-apiserver + etcd and a real PostgreSQL.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use dbinit_tests::{Finished, KubeApi, Pg, PgOpts, command, finish, run};
-use serde_json::Value;
-
-/// One test's world: a namespace, a cluster, a database, a migration dir.
-struct World<'a> {
-    api: &'a KubeApi,
-    ns: String,
-    pg: Pg,
-    db: String,
-}
-
-const LEASE: &str = "4s";
-
-impl Drop for World<'_> {
-    /// A failing test shows the apiserver's log (PostgreSQL's comes from `Pg`) and, with
-    /// DBINIT_TEST_KEEP=1, keeps the apiserver and names the test's namespace.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.api.on_failure(Some(&self.ns));
-        }
-    }
-}
-
-impl<'a> World<'a> {
-    fn new(api: &'a KubeApi, name: &str) -> Self {
-        let pg = Pg::start_new();
-        Self::with_pg(api, name, pg)
-    }
-
-    fn with_pg(api: &'a KubeApi, name: &str, pg: Pg) -> Self {
-        Self {
-            api,
-            ns: api.namespace(name),
-            pg,
-            db: format!("{}_db", name.replace('-', "_")),
-        }
-    }
-
-    /// The Lease's holderIdentity: `None` when the Lease is absent, `Some("")` when released.
-    fn lease_holder(&self) -> Option<String> {
-        let lease = self.lease()?;
-        Some(
-            lease["spec"]["holderIdentity"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        )
-    }
-
-    /// The Lease, `None` when absent.
-    fn lease(&self) -> Option<Value> {
-        let (code, body) = self.api.admin(
-            "GET",
-            &format!(
-                "/apis/coordination.k8s.io/v1/namespaces/{}/leases/dbinit-migrations",
-                self.ns
-            ),
-            None,
-        );
-        if code == 404 {
-            return None;
-        }
-        assert_eq!(code, 200, "read the Lease: {body}");
-        Some(serde_json::from_str(&body).expect("json"))
-    }
-
-    fn cmd(&self, token: &str, dir: &Path) -> Command {
-        let mut c = command("dbinit-job");
-        c.envs(self.pg.env())
-            .env("POSTGRES_DB", &self.db)
-            .env("DBINIT_MIGRATIONS_DIR", dir)
-            .env("KUBECONFIG", self.api.kubeconfig(token, &self.ns))
-            .env("DBINIT_LEASE_DURATION", LEASE)
-            .env("DBINIT_RENEW_DEADLINE", "3s")
-            .env("DBINIT_RETRY_PERIOD", "500ms")
-            .env("DBINIT_API_TIMEOUT", "2s")
-            .env("DBINIT_TIMEOUT", "60s");
-        c
-    }
-
-    fn spawn(&self, dir: &Path) -> (Child, Instant) {
-        let child = self
-            .cmd("admin-token", dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dbinit-job");
-        (child, Instant::now())
-    }
-
-    fn status(&self) -> Value {
-        let body = self
-            .api
-            .configmap(&self.ns, "dbinit-status")
-            .expect("the status ConfigMap exists");
-        let cm: Value = serde_json::from_str(&body).expect("json");
-        cm["data"].clone()
-    }
-
-    fn history(&self) -> Vec<Value> {
-        self.status()["history"]
-            .as_str()
-            .unwrap_or("")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("history line is JSON"))
-            .collect()
-    }
-
-    fn sql(&self, q: &str) -> String {
-        self.pg.psql(&self.db, q)
-    }
-}
-
-fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tmp");
-    for (n, s) in files {
-        std::fs::write(d.path().join(n), s).expect("write");
-    }
-    d
-}
+use dbinit_tests::fixtures::{migrations, ok, spawn_piped};
+use dbinit_tests::job_world::{JobWorld, LEASE, create_rbac, deploy_rbac};
+use dbinit_tests::{Finished, KubeApi, Pg, PgOpts, finish, run};
 
 /// Seconds since the epoch from the RFC 3339 UTC timestamps dbinit-job writes.
 fn secs(ts: &str) -> f64 {
@@ -147,15 +29,11 @@ fn wall_now() -> f64 {
         .as_secs_f64()
 }
 
-fn ok(o: &Finished) {
-    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
-}
-
 #[test]
 fn five_jobs_at_once_take_turns_with_increasing_epochs() {
     let api = KubeApi::shared();
-    let w = World::new(api, "five");
-    let dir = dir_with(&[
+    let w = JobWorld::new(api, "five");
+    let dir = migrations(&[
         (
             "V1__log.sql",
             "CREATE TABLE applied_log (m text);\nINSERT INTO applied_log VALUES ('V1');",
@@ -211,12 +89,12 @@ fn five_jobs_at_once_take_turns_with_increasing_epochs() {
 #[test]
 fn holder_killed_mid_migration_is_taken_over_after_lease_expiry() {
     let api = KubeApi::shared();
-    let w = World::new(api, "killed");
-    let slow = dir_with(&[(
+    let w = JobWorld::new(api, "killed");
+    let slow = migrations(&[(
         "V1__work.sql",
         "CREATE TABLE from_killed (id int);\nSELECT pg_sleep(60);",
     )]);
-    let fast = dir_with(&[("V1__work.sql", "CREATE TABLE from_successor (id int);")]);
+    let fast = migrations(&[("V1__work.sql", "CREATE TABLE from_successor (id int);")]);
     let (holder, _) = w.spawn(slow.path());
     w.pg.wait_for_query("pg_sleep(60)");
     let (successor, s_started) = w.spawn(fast.path());
@@ -247,9 +125,9 @@ fn holder_killed_mid_migration_is_taken_over_after_lease_expiry() {
 #[test]
 fn a_waiter_acquires_within_a_second_of_a_clean_release() {
     let api = KubeApi::shared();
-    let w = World::new(api, "handoff");
+    let w = JobWorld::new(api, "handoff");
     // Long enough (> lease duration) that only a release, not expiry, explains a quick handoff.
-    let dir = dir_with(&[("V1__slow.sql", "SELECT pg_sleep(5);")]);
+    let dir = migrations(&[("V1__slow.sql", "SELECT pg_sleep(5);")]);
     let (first, f_started) = w.spawn(dir.path());
     w.pg.wait_for_query("pg_sleep(5)");
     let (second, s_started) = w.spawn(dir.path());
@@ -277,8 +155,8 @@ fn a_waiter_acquires_within_a_second_of_a_clean_release() {
 #[test]
 fn apiserver_gone_fences_the_holder_and_rolls_back() {
     let api = KubeApi::start();
-    let w = World::new(&api, "fenced");
-    let slow = dir_with(&[(
+    let w = JobWorld::new(&api, "fenced");
+    let slow = migrations(&[(
         "V1__work.sql",
         "CREATE TABLE from_fenced (id int);\nSELECT pg_sleep(60);",
     )]);
@@ -304,35 +182,10 @@ fn apiserver_gone_fences_the_holder_and_rolls_back() {
     w.pg.assert_no_advisory_lock_soon();
     assert_eq!(w.sql("SELECT to_regclass('from_fenced') IS NULL"), "t");
 
-    let fast = dir_with(&[("V1__work.sql", "CREATE TABLE from_fenced (id int);")]);
+    let fast = migrations(&[("V1__work.sql", "CREATE TABLE from_fenced (id int);")]);
     let out = run(w.cmd("admin-token", fast.path()));
     ok(&out);
     assert_eq!(w.sql("SELECT count(*) FROM refinery_schema_history"), "1");
-}
-
-fn create_yaml(api: &KubeApi, ns: &str, yaml: &str) {
-    for doc in yaml.split("\n---\n") {
-        let kind = doc
-            .lines()
-            .find_map(|l| l.strip_prefix("kind: "))
-            .expect("kind")
-            .trim();
-        let path = match kind {
-            "ServiceAccount" => format!("/api/v1/namespaces/{ns}/serviceaccounts"),
-            "Role" => format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-            "RoleBinding" => {
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings")
-            }
-            other => panic!("unexpected kind {other}"),
-        };
-        let (code, body) = api.call_with(
-            "admin-token",
-            "POST",
-            &path,
-            Some((doc, "application/yaml")),
-        );
-        assert_eq!(code, 201, "create {kind}: {body}");
-    }
 }
 
 fn bind_user(api: &KubeApi, ns: &str, role: &str, user: &str) {
@@ -350,10 +203,9 @@ fn bind_user(api: &KubeApi, ns: &str, role: &str, user: &str) {
 #[test]
 fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
     let api = KubeApi::shared();
-    let w = World::new(api, "rbac");
-    let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
-        .expect("deploy/rbac.yaml");
-    create_yaml(api, &w.ns, &rbac);
+    let w = JobWorld::new(api, "rbac");
+    let rbac = deploy_rbac();
+    create_rbac(api, &w.ns, &rbac);
     // The Role's name as the manifest gives it.
     let role_doc = rbac
         .split("\n---\n")
@@ -366,19 +218,11 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
         .trim()
         .to_string();
     bind_user(api, &w.ns, &role, "app-user");
-    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
     let out = run(w.cmd("app-token", dir.path()));
     ok(&out);
     // Two at once: one waits, so `watch` by name is exercised too, on existing objects.
-    let spawn = || {
-        let child = w
-            .cmd("app-token", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        (child, Instant::now())
-    };
+    let spawn = || spawn_piped(w.cmd("app-token", dir.path()));
     let (a, b) = (spawn(), spawn());
     ok(&finish(a.0, a.1));
     ok(&finish(b.0, b.1));
@@ -398,7 +242,7 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
             &format!("metadata:\n  name: {role}\n"),
             &format!("metadata:\n  name: {role}-limited\n"),
         );
-    create_yaml(api, &w.ns, &limited);
+    create_rbac(api, &w.ns, &limited);
     bind_user(api, &w.ns, &format!("{role}-limited"), "limited-user");
     let out = run(w.cmd("limited-token", dir.path()));
     assert_eq!(out.code, Some(4), "{}", out.stderr);
@@ -412,8 +256,8 @@ fn the_shipped_role_suffices_and_missing_update_is_exit_4() {
 #[test]
 fn status_configmap_after_success_and_after_a_failing_migration() {
     let api = KubeApi::shared();
-    let w = World::new(api, "status");
-    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    let w = JobWorld::new(api, "status");
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
     ok(&run(w.cmd("admin-token", dir.path())));
     let s = w.status();
     assert_eq!(s["phase"], "Succeeded");
@@ -450,8 +294,8 @@ fn status_configmap_after_success_and_after_a_failing_migration() {
 #[test]
 fn no_rbac_at_all_is_exit_4_at_once() {
     let api = KubeApi::shared();
-    let w = World::new(api, "norbac");
-    let dir = dir_with(&[("V1__a.sql", "SELECT 1;")]);
+    let w = JobWorld::new(api, "norbac");
+    let dir = migrations(&[("V1__a.sql", "SELECT 1;")]);
     let out = run(w.cmd("nobody-token", dir.path()));
     assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
@@ -471,8 +315,8 @@ fn sigterm(child: &Child) {
 #[test]
 fn readiness_is_waited_for_before_the_lease_is_taken() {
     let api = KubeApi::shared();
-    let w = World::with_pg(api, "ready-first", Pg::init(PgOpts::default()));
-    let dir = dir_with(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
+    let w = JobWorld::with_pg(api, "ready-first", Pg::init(PgOpts::default()));
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a (id int);")]);
     let log = tempfile::NamedTempFile::new().expect("log file");
     let started = Instant::now();
     let job = w
@@ -519,8 +363,8 @@ fn readiness_is_waited_for_before_the_lease_is_taken() {
 #[test]
 fn sigterm_releases_the_lease_at_once_and_records_what_was_applied() {
     let api = KubeApi::shared();
-    let w = World::new(api, "sigterm");
-    let dir = dir_with(&[
+    let w = JobWorld::new(api, "sigterm");
+    let dir = migrations(&[
         ("V1__a.sql", "CREATE TABLE a (id int);"),
         (
             "V2__slow.sql",
@@ -567,8 +411,8 @@ fn sigterm_releases_the_lease_at_once_and_records_what_was_applied() {
 #[test]
 fn a_failed_run_is_recorded_and_released_without_asking_the_database() {
     let api = KubeApi::shared();
-    let w = World::new(api, "failed");
-    let dir = dir_with(&[
+    let w = JobWorld::new(api, "failed");
+    let dir = migrations(&[
         ("V1__a.sql", "CREATE TABLE a (id int);"),
         ("V2__b.sql", "CREATE TABLE b (id int);"),
         ("V3__slow.sql", "SELECT pg_sleep(30);"),

@@ -10,46 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::{Finished, PG_PASSWORD, Pg, PsqlSession, command, finish, run};
+use dbinit_tests::fixtures::{
+    dbinit_run, logged_migrations, migrations, ok, spawn_piped, write_migrations,
+};
+use dbinit_tests::{PG_PASSWORD, Pg, PsqlSession, finish, run};
 
 /// The documented default of DBINIT_MIGRATION_LOCK_TIMEOUT.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn write_set(dir: &Path, files: &[(&str, &str)]) {
-    for (n, s) in files {
-        std::fs::write(dir.join(n), s).expect("write migration");
-    }
-}
-
-fn set(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    write_set(dir.path(), files);
-    dir
-}
-
-/// `dbinit run` on `db` of `pg` with the migrations in `dir`.
-fn cmd(env: Vec<(String, String)>, db: &str, dir: &Path) -> Command {
-    let mut c = command("dbinit");
-    c.arg("run")
-        .envs(env)
-        .env("POSTGRES_DB", db)
-        .env("DBINIT_MIGRATIONS_DIR", dir)
-        .env("DBINIT_TIMEOUT", "60s");
-    c
-}
-
-fn spawn(mut c: Command) -> (Child, Instant) {
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dbinit");
-    (child, Instant::now())
-}
-
-fn ok(o: &Finished) {
-    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
-}
 
 /// The application: one psql session running `query` about every 50 ms, each timed by psql
 /// (`\timing`: from sending the query to its result, i.e. how long it was blocked).
@@ -123,12 +90,12 @@ impl App {
 fn ddl_behind_a_long_reader_retries_and_the_app_never_stalls_past_lock_timeout() {
     let pg = Pg::start_new();
     let db = "live_ddl";
-    let dir = set(&[(
+    let dir = migrations(&[(
         "V1__items.sql",
         "CREATE TABLE items (id int PRIMARY KEY);\nINSERT INTO items SELECT generate_series(1, 100);",
     )]);
-    ok(&run(cmd(pg.env(), db, dir.path())));
-    write_set(
+    ok(&run(dbinit_run(pg.env(), db, dir.path())));
+    write_migrations(
         dir.path(),
         &[(
             "V2__add_note.sql",
@@ -145,7 +112,7 @@ fn ddl_behind_a_long_reader_retries_and_the_app_never_stalls_past_lock_timeout()
 
     // The migration starts behind it (default lock timeout), and the application keeps
     // reading the same table meanwhile.
-    let (child, started) = spawn(cmd(pg.env(), db, dir.path()));
+    let (child, started) = spawn_piped(dbinit_run(pg.env(), db, dir.path()));
     let app = App::start(&pg, db, "SELECT count(*) FROM items");
     std::thread::sleep(Duration::from_secs(15).saturating_sub(held_at.elapsed()));
     reader.send("COMMIT;");
@@ -197,10 +164,10 @@ fn ddl_behind_a_long_reader_retries_and_the_app_never_stalls_past_lock_timeout()
 fn per_file_lock_timeout_header_and_a_bad_header() {
     let pg = Pg::start_new();
     let db = "live_header";
-    let dir = set(&[("V1__items.sql", "CREATE TABLE items (id int);")]);
-    ok(&run(cmd(pg.env(), db, dir.path())));
+    let dir = migrations(&[("V1__items.sql", "CREATE TABLE items (id int);")]);
+    ok(&run(dbinit_run(pg.env(), db, dir.path())));
     // The setting says 300 ms; the file says it may wait 20 s for its lock.
-    write_set(
+    write_migrations(
         dir.path(),
         &[(
             "V2__patient.sql",
@@ -211,9 +178,9 @@ fn per_file_lock_timeout_header_and_a_bad_header() {
     reader.send("BEGIN;");
     reader.send("SELECT count(*) FROM items;");
     PsqlSession::wait_for_table_lock(&pg, db, "short-reader", "items");
-    let mut c = cmd(pg.env(), db, dir.path());
+    let mut c = dbinit_run(pg.env(), db, dir.path());
     c.env("DBINIT_MIGRATION_LOCK_TIMEOUT", "300ms");
-    let (child, started) = spawn(c);
+    let (child, started) = spawn_piped(c);
     std::thread::sleep(Duration::from_secs(2));
     reader.send("COMMIT;");
     reader.close();
@@ -231,14 +198,14 @@ fn per_file_lock_timeout_header_and_a_bad_header() {
     );
     assert_eq!(pg.history(db), "1,2");
 
-    write_set(
+    write_migrations(
         dir.path(),
         &[(
             "V3__bad.sql",
             "-- dbinit:lock-timeout=soon\nALTER TABLE items ADD COLUMN x int;",
         )],
     );
-    let out = run(cmd(pg.env(), db, dir.path()));
+    let out = run(dbinit_run(pg.env(), db, dir.path()));
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains("V3__bad") && out.stderr.contains("lock-timeout"),
@@ -247,7 +214,7 @@ fn per_file_lock_timeout_header_and_a_bad_header() {
     );
     assert_eq!(pg.history(db), "1,2", "nothing ran");
 
-    let mut c = cmd(pg.env(), db, dir.path());
+    let mut c = dbinit_run(pg.env(), db, dir.path());
     c.env("DBINIT_MIGRATION_LOCK_TIMEOUT", "soon");
     let out = run(c);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
@@ -288,7 +255,7 @@ fn inherited_statement_timeout_does_not_kill_a_long_migration() {
         String::from_utf8_lossy(&control.stderr)
     );
 
-    let dir = set(&[
+    let dir = migrations(&[
         (
             "V1__slow.sql",
             "CREATE TABLE slow (id int);\nSELECT pg_sleep(3);\nINSERT INTO slow VALUES (1);",
@@ -298,7 +265,7 @@ fn inherited_statement_timeout_does_not_kill_a_long_migration() {
             "-- dbinit:no-transaction\nSELECT pg_sleep(2.5);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS slow_id ON slow (id);",
         ),
     ]);
-    let out = run(cmd(env(), db, dir.path()));
+    let out = run(dbinit_run(env(), db, dir.path()));
     ok(&out);
     assert_eq!(pg.history(db), "1,2");
     assert_eq!(
@@ -310,8 +277,8 @@ fn inherited_statement_timeout_does_not_kill_a_long_migration() {
     );
 
     // A configured statement timeout does apply: the failure names file and SQLSTATE.
-    write_set(dir.path(), &[("V3__slower.sql", "SELECT pg_sleep(3);")]);
-    let mut c = cmd(env(), db, dir.path());
+    write_migrations(dir.path(), &[("V3__slower.sql", "SELECT pg_sleep(3);")]);
+    let mut c = dbinit_run(env(), db, dir.path());
     c.env("DBINIT_STATEMENT_TIMEOUT", "1s");
     let out = run(c);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
@@ -320,24 +287,6 @@ fn inherited_statement_timeout_does_not_kill_a_long_migration() {
         "{}",
         out.stderr
     );
-}
-
-/// Forty migrations of ~0.1 s each, every one logging itself in `applied_log`.
-fn forty() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        dir.path().join("V1__log.sql"),
-        "CREATE TABLE applied_log (v int NOT NULL, at timestamptz DEFAULT clock_timestamp());\nINSERT INTO applied_log (v) VALUES (1);",
-    )
-    .expect("write");
-    for v in 2..=40 {
-        std::fs::write(
-            dir.path().join(format!("V{v}__step.sql")),
-            format!("INSERT INTO applied_log (v) VALUES ({v});\nSELECT pg_sleep(0.1);"),
-        )
-        .expect("write");
-    }
-    dir
 }
 
 /// How many migrations are recorded so far (0 while the server is down or the table absent).
@@ -371,8 +320,8 @@ fn kill_9(pg: &Pg) {
 
 fn server_lost_mid_run_is_survived(db: &str, stop: impl Fn(&Pg)) {
     let pg = Pg::start_new();
-    let dir = forty();
-    let (child, started) = spawn(cmd(pg.env(), db, dir.path()));
+    let dir = logged_migrations(40, 0.1);
+    let (child, started) = spawn_piped(dbinit_run(pg.env(), db, dir.path()));
     let deadline = Instant::now() + Duration::from_secs(30);
     while applied_count(&pg, db) < 8 {
         assert!(Instant::now() < deadline, "the run never got going");

@@ -3,60 +3,17 @@
 //! server connections from client to client between transactions.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::{Finished, PG_PASSWORD, Pg, PgBouncer, PoolMode, command, finish};
-
-fn cmd(env: Vec<(String, String)>, db: &str, dir: &Path) -> Command {
-    let mut c = command("dbinit");
-    c.arg("run")
-        .envs(env)
-        .env("POSTGRES_DB", db)
-        .env("DBINIT_MIGRATIONS_DIR", dir)
-        .env("DBINIT_TIMEOUT", "60s");
-    c
-}
-
-fn spawn(mut c: Command) -> (Child, Instant) {
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dbinit");
-    (child, Instant::now())
-}
-
-fn ok(o: &Finished) {
-    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
-}
-
-/// A migration set whose every file logs itself, for counting double applies.
-fn logged_set() -> tempfile::TempDir {
-    let mut files = vec![(
-        "V1__log.sql".to_string(),
-        "CREATE TABLE applied_log (v int NOT NULL);\nINSERT INTO applied_log VALUES (1);"
-            .to_string(),
-    )];
-    for v in 2..=6 {
-        files.push((
-            format!("V{v}__step.sql"),
-            format!("INSERT INTO applied_log VALUES ({v});\nSELECT pg_sleep(0.2);"),
-        ));
-    }
-    let dir = tempfile::tempdir().expect("tmp");
-    for (n, s) in &files {
-        std::fs::write(dir.path().join(n), s).expect("write");
-    }
-    dir
-}
+use dbinit_tests::fixtures::{dbinit_run, logged_migrations, ok, spawn_piped};
+use dbinit_tests::{Finished, PG_PASSWORD, Pg, PgBouncer, PoolMode, finish};
 
 fn ten_runners_through(bouncer: &PgBouncer, pg: &Pg, db: &str) {
     pg.psql("postgres", &format!("CREATE DATABASE {db}"));
-    let dir = logged_set();
+    let dir = logged_migrations(6, 0.2);
     let children: Vec<_> = (0..10)
-        .map(|_| spawn(cmd(bouncer.env(), db, dir.path())))
+        .map(|_| spawn_piped(dbinit_run(bouncer.env(), db, dir.path())))
         .collect();
     let outs: Vec<Finished> = children.into_iter().map(|(c, s)| finish(c, s)).collect();
     for o in &outs {

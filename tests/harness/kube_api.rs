@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::envtest::apiserver_bin;
 use crate::{Watchdog, free_port, keep_on_failure, print_log, spawn_guarded, which};
 
 /// Static tokens the apiserver accepts: (token, user, uid, groups).
@@ -17,25 +18,6 @@ pub const TOKENS: &[(&str, &str, &str, &str)] = &[
     ("limited-token", "limited-user", "1002", ""),
     ("nobody-token", "nobody-user", "1003", ""),
 ];
-
-/// The kube-apiserver binary: `DBINIT_KUBE_APISERVER`, else the cache `make envtest` fills.
-pub fn apiserver_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DBINIT_KUBE_APISERVER") {
-        return p.into();
-    }
-    let cache = std::env::var_os("DBINIT_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("dbinit")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/dbinit")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/dbinit"));
-    let p = cache.join("kubernetes-1.20.2-r3/kube-apiserver");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make envtest` once (builds kube-apiserver from Debian's source package, ~10 min), or set DBINIT_KUBE_APISERVER",
-        p.display()
-    );
-    p
-}
 
 /// etcd + kube-apiserver, stoppable and restartable (same ports, same data).
 pub struct KubeApi {

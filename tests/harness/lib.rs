@@ -15,6 +15,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
+pub mod envtest;
+pub mod fixtures;
+pub mod job_world;
 mod kube_api;
 pub mod manifest;
 pub mod node;

@@ -9,31 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dbinit_tests::KubeApi;
+use dbinit_tests::envtest::helm_python;
 use dbinit_tests::manifest::{PodWorld, local_process};
 use serde_json::Value;
 
 /// The chart in this repository.
 pub fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/dbinit")
-}
-
-fn helm_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("DBINIT_HELM_PYTHON") {
-        return p.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/root".into());
-    let p = std::env::var_os("DBINIT_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/dbinit"))
-        .join("helm-venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make envtest` (installs helm-sdkpy)",
-        p.display()
-    );
-    p
 }
 
 /// Starts `helm <action>` (install, upgrade, uninstall, test) for `release` in `ns`.

@@ -8,13 +8,13 @@
 //! uninstall, status; `--set`, `--values`, `--namespace`, `--wait`, `--timeout`) driving the real
 //! Helm engine (PyPI helm-sdkpy, Helm 4 as a library), because this machine has no helm binary.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::{Node, TestNs, repo_root};
 use crate::Finished;
+use crate::envtest::helm_python;
 
 /// README.md's text.
 pub struct Readme {
@@ -82,25 +82,6 @@ pub struct Script {
     node: &'static Node,
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
-}
-
-fn helm_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("DBINIT_HELM_PYTHON") {
-        return p.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/root".into());
-    let p = std::env::var_os("DBINIT_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/dbinit"))
-        .join("helm-venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make envtest` (installs helm-sdkpy, the Helm engine)",
-        p.display()
-    );
-    p
 }
 
 impl Script {
