@@ -1,5 +1,5 @@
 //! Taking over databases that dbinit did not build: refusing to run blind, `baseline`,
-//! `adopt` from Alembic, Flyway, golang-migrate, dbmate and sqlx, `plan` and `repair`,
+//! `adopt` from Alembic, Flyway, golang-migrate, dbmate, sqlx, Django and Prisma, `plan` and `repair`,
 //! against real PostgreSQL with real processes. The other tools' history tables are built by
 //! hand from fixtures with their real column layouts (tests/fixtures/adopt/).
 
@@ -444,6 +444,76 @@ fn sqlx_history_is_adopted() {
     code(&ran, 0);
     mentions(&ran, &["applied 1 migration(s) (V4__invoices)"]);
     assert_eq!(t.fingerprint("_sqlx_migrations"), before);
+}
+
+#[test]
+fn django_history_is_found_and_adopted_through_a_map_of_the_project_app() {
+    let pg = Pg::start_new();
+    let set = small_set();
+    let t = Target::new(&pg, "django_app", set.path());
+    t.built_by_other_tool(3, Some("django.sql"));
+    let before = t.fingerprint("django_migrations");
+
+    let refused = t.run(&["run"]);
+    code(&refused, UNADOPTED);
+    mentions(
+        &refused,
+        &[
+            "Django's history table django_migrations at migration sessions.0001_initial",
+            "DBINIT_ADOPT_MAP",
+        ],
+    );
+    let t = t.with("DBINIT_ADOPT_MAP", fixture("django.map").display());
+    let adopted = t.run(&["adopt", "--from", "django"]);
+    code(&adopted, 0);
+    assert_eq!(t.history(), "1,2,3");
+    assert!(
+        t.audit()
+            .contains("adopt:3:django_migrations migration shop.0003_orders_total"),
+        "{}",
+        t.audit()
+    );
+    let ran = t.run(&["run"]);
+    code(&ran, 0);
+    mentions(&ran, &["applied 1 migration(s) (V4__invoices)"]);
+    assert_eq!(t.fingerprint("django_migrations"), before);
+}
+
+#[test]
+fn prisma_history_is_found_a_failed_attempt_is_refused_and_a_rolled_back_one_is_not() {
+    let pg = Pg::start_new();
+    let set = small_set();
+    let t = Target::new(&pg, "prisma_app", set.path());
+    t.built_by_other_tool(3, Some("prisma.sql"));
+    let before = t.fingerprint("_prisma_migrations");
+
+    let refused = t.run(&["run"]);
+    code(&refused, UNADOPTED);
+    mentions(
+        &refused,
+        &[
+            "Prisma's history table _prisma_migrations at migration 20240301101500_orders_total",
+            "DBINIT_ADOPT_FROM=prisma",
+        ],
+    );
+    let t = t.with("DBINIT_ADOPT_MAP", fixture("prisma.map").display());
+    // The last attempt failed and nobody resolved it: Prisma itself would stop (P3009).
+    t.sql("UPDATE _prisma_migrations SET finished_at = NULL WHERE id LIKE '%4'");
+    let failed = t.run(&["adopt", "--from", "prisma"]);
+    code(&failed, UNADOPTED);
+    mentions(
+        &failed,
+        &["prisma migrate resolve --rolled-back 20240301101500_orders_total"],
+    );
+    assert_eq!(t.history(), "absent");
+    t.sql("UPDATE _prisma_migrations SET finished_at = started_at + interval '1 second' WHERE id LIKE '%4'");
+
+    code(&t.run(&["adopt", "--from", "prisma"]), 0);
+    assert_eq!(t.history(), "1,2,3");
+    let ran = t.run(&["run"]);
+    code(&ran, 0);
+    mentions(&ran, &["applied 1 migration(s) (V4__invoices)"]);
+    assert_eq!(t.fingerprint("_prisma_migrations"), before);
 }
 
 #[test]

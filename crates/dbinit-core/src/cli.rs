@@ -53,7 +53,7 @@ enum Command {
     /// schema was built another way (under the migration lock; idempotent)
     Baseline(BaselineCmd),
     /// Take over a database another tool migrated (alembic, flyway, golang-migrate, dbmate,
-    /// sqlx): record its applied versions as dbinit history; its table is left untouched
+    /// sqlx, django, prisma): record its applied versions as dbinit history; its table is left untouched
     Adopt(AdoptCmd),
     /// Accept the current file of applied version V as the truth: update its recorded
     /// checksum and write an audit record (never automatic)

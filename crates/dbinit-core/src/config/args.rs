@@ -346,7 +346,7 @@ pub struct MigrateArgs {
     )]
     pub baseline_version: Option<String>,
     /// For a database another tool migrated: adopt its history (alembic, flyway,
-    /// golang-migrate, dbmate, sqlx), then go on. Only acts when there is no dbinit history
+    /// golang-migrate, dbmate, sqlx, django, prisma), then go on. Only acts when there is no dbinit history
     #[arg(
         long,
         env = "DBINIT_ADOPT_FROM",

@@ -153,7 +153,19 @@ pub fn from_tool(
     if let Some(p) = &h.problem {
         return Err(Refusal(format!("cannot adopt {what}: {p}")));
     }
-    let Some(current) = &h.current else {
+    // Django's rows span every app (contrib ones too): the schema is at the newest row the
+    // map names, not at the newest row.
+    let current = match (h.tool, map) {
+        (Tool::Django, Some(m)) => h
+            .applied
+            .iter()
+            .filter_map(|a| m.get(a).map(|v| (v, a)))
+            .max()
+            .map(|(_, a)| a)
+            .or(h.current.as_ref()),
+        _ => h.current.as_ref(),
+    };
+    let Some(current) = current else {
         return Err(Refusal(format!(
             "cannot adopt {what}: it records nothing applied"
         )));
@@ -229,7 +241,7 @@ pub fn pick(found: &Findings, tool: Option<Tool>) -> Result<&ToolHistory, Refusa
         None => match found.tools.as_slice() {
             [one] => Ok(one),
             [] => Err(Refusal(
-                "no other tool's history table found (alembic_version, flyway_schema_history, schema_migrations, _sqlx_migrations); record what the schema holds with `dbinit baseline --version N` instead".into(),
+                "no other tool's history table found (alembic_version, flyway_schema_history, schema_migrations, _sqlx_migrations, django_migrations, _prisma_migrations); record what the schema holds with `dbinit baseline --version N` instead".into(),
             )),
             many => Err(Refusal(format!(
                 "several tools' history tables found ({}): say which with --from (DBINIT_ADOPT_FROM)",
@@ -347,6 +359,7 @@ mod tests {
             applied: applied.iter().map(|s| s.to_string()).collect(),
             current: Some(current.into()),
             problem: None,
+            rows: Vec::new(),
         }
     }
 
@@ -377,6 +390,26 @@ mod tests {
         assert_eq!(a.version, 3);
         assert_eq!(a.rows[0].1, "alembic_version at revision r3");
         assert_eq!(a.rows[2].1, "alembic_version revision r3");
+        // Django: contrib apps' rows come after the project's; the newest mapped row counts.
+        let map = AdoptMap::parse(
+            "shop.0001_initial = 1\nshop.0002_b = 2\n",
+            std::path::Path::new("m"),
+            &s,
+        )
+        .expect("ok");
+        let django = history(
+            Tool::Django,
+            &[
+                "auth.0001_initial",
+                "shop.0001_initial",
+                "shop.0002_b",
+                "sessions.0001_initial",
+            ],
+            "sessions.0001_initial",
+        );
+        let a = from_tool(&s, &django, Some(&map)).expect("ok");
+        assert_eq!(a.version, 2);
+        assert_eq!(a.rows[1].1, "django_migrations migration shop.0002_b");
         let mut dirty = history(Tool::GolangMigrate, &["2"], "2");
         dirty.problem = Some("dirty".into());
         assert!(from_tool(&s, &dirty, None).is_err());
