@@ -8,7 +8,7 @@ CARGO ?= cargo
   kind-up kind-load kind-deploy kind-test kind-down clean
 
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 deps: ## Install PostgreSQL, psql and redis-server with apt-get when missing
 	@scripts/deps.sh
@@ -82,13 +82,13 @@ IMAGE_ARCHIVE ?= target/image/dbinit.oci.tar
 KIND_CLUSTER ?= dbinit
 export IMAGE IMAGE_ARCHIVE
 
-cluster-up: ## A real one-node Kubernetes (root; in its own network namespace); prints the KUBECONFIG
+cluster-up: ## A real Kubernetes (root; in its own network namespace); NODES=2 adds a second node; prints the KUBECONFIG
 	@scripts/cluster-up.sh
 
-cluster-down: ## Stop the one-node cluster by PID, remove its state, and check that nothing is left
+cluster-down: ## Stop the cluster (both nodes) by PID, remove its state, and check that nothing is left
 	@scripts/cluster-down.sh
 
-cluster-check: ## Basic checks on the running one-node cluster (Job, pod network, ServiceAccount, DNS)
+cluster-check: ## Basic checks on the running cluster, on each node (Job, pod network, ServiceAccount, DNS)
 	@scripts/cluster-check.sh
 
 image: ## OCI image at target/image/dbinit.oci.tar with buildah (no Docker); loaded into the node when it is up
@@ -107,10 +107,11 @@ image-check: ## Check that the Dockerfile and the image archive agree (user, ent
 image-docker: ## The same image with Docker (docker build)
 	docker build -t $(IMAGE) .
 
-# `make e2e` runs on the one-node cluster (brought up and loaded first when needed) unless a
-# KUBECONFIG is given on the command line: then on that cluster, loading the image archive with
-# $(IMAGE_LOADER) (e.g. 'kind load image-archive'). An ambient KUBECONFIG is never used.
-e2e: deps envtest ## End-to-end tests: real kubelet, the image built here, README's commands
+# `make e2e` runs on the one-node cluster (brought up and loaded first when needed; NODES=2:
+# two nodes, and the multi-node tier runs too) unless a KUBECONFIG is given on the command
+# line: then on that cluster, loading the image archive with $(IMAGE_LOADER) (e.g. 'kind load
+# image-archive'). An ambient KUBECONFIG is never used.
+e2e: deps envtest ## End-to-end tests: real kubelet, the image built here, README's commands (NODES=2: the multi-node tier too)
 ifeq ($(origin KUBECONFIG),command line)
 	@scripts/e2e.sh --kubeconfig "$(KUBECONFIG)"
 else

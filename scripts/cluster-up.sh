@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make cluster-up`: a real one-node Kubernetes 1.20 cluster on this machine, entirely inside a
+# `make cluster-up [NODES=2]`: a real Kubernetes 1.20 cluster on this machine, entirely inside a
 # network namespace it creates ($DBINIT_NETNS, default dbinit-n1): etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubelet, kube-proxy, containerd + runc and the CNI
 # bridge, from Debian packages and the cached source build (scripts/k8s-build.sh). The node's
@@ -7,6 +7,10 @@
 # namespace; nothing is connected to the host or the outside. The node also has its own mount
 # namespace (the kubelet's fixed paths bound below the state dir). The apiserver is forwarded
 # to the host's 127.0.0.1 so that one KUBECONFIG works on the host and in the namespace.
+# NODES=2 adds a second node (containerd, kubelet, kube-proxy) in a network and mount namespace
+# of its own ($DBINIT_NETNS with its last 1 made 2: dbinit-n2; state in $DBINIT_NODE_DIR/node2),
+# joined to the first by a veth pair on a /24 of its own (node 1 10.213.1.1, node 2 10.213.1.2,
+# its node address) with its own pod subnet (10.89.0.0/16); names derive as node/lib.sh says.
 # State, certificates, logs and PIDs live in $DBINIT_NODE_DIR (default /tmp/dbinit-node);
 # `$DBINIT_NODE_DIR/env` is sourceable. Idempotent: a second run starts only what is missing.
 # Must run as root. `make cluster-down` undoes all of it. See shared/recipes/one-node-cluster.md.
@@ -14,6 +18,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=node/lib.sh
 . "$here/node/lib.sh"
+# shellcheck source=node/worker.sh
+. "$here/node/worker.sh"
 LOG_TAG=cluster-up
 [ "$(id -u)" -eq 0 ] || die "cluster-up needs root (network namespace, mounts, cgroups, iptables)"
 
@@ -33,14 +39,8 @@ mkdir -p "$N" "$PIDS" "$LOGS"
 chmod 755 "$N"
 
 # ---- the network namespace -------------------------------------------------------------------
-# Only a namespace this state dir made is used (and later deleted).
-if [ -e "/run/netns/$NS" ]; then
-  [ -f "$N/netns" ] && [ "$(cat "$N/netns")" = "$NS" ] ||
-    die "network namespace $NS exists but was not made by $N; choose another DBINIT_NETNS or remove it (ip netns del $NS)"
-else
-  ip netns add "$NS"
-  echo "$NS" >"$N/netns"
-  ip -n "$NS" link set lo up
+node_netns
+if [ "$NETNS_MADE" = 1 ]; then
   # No dummy module here: a veth pair with both ends inside, the node address on one end, and a
   # default route through it (components want one; it leads nowhere).
   ip -n "$NS" link add nodeif0 type veth peer name nodeif1
@@ -52,21 +52,7 @@ else
 fi
 
 # ---- the mount namespace -----------------------------------------------------------------------
-# A namespace handle must sit on a private mount, hence the self-bind of $N/mnt-ns. The new
-# namespace is a slave of the host's: host mounts show up inside, none of the node's leak out.
-if [ "$(stat -f -c %T "$MNT" 2>/dev/null)" != nsfs ]; then
-  mkdir -p "$N/mnt-ns"
-  mountpoint -q "$N/mnt-ns" || mount --bind "$N/mnt-ns" "$N/mnt-ns"
-  mount --make-private "$N/mnt-ns"
-  touch "$MNT"
-  unshare --mount="$MNT" --propagation slave true
-  for p in $PRIVATE_PATHS; do
-    if [ ! -d "$p" ]; then mkdir -p "$p" && echo "$p" >>"$N/host-dirs-made"; fi
-    mkdir -p "$N/host$p"
-    nsenter --mount="$MNT" mount --bind "$N/host$p" "$p"
-  done
-  log "mount namespace $MNT: $PRIVATE_PATHS bound below $N/host"
-fi
+node_mountns
 
 # ---- images for the node: pause (sandbox) and a busybox test box -----------------------------
 read -r pause_tar testbox_tar < <("$here/node/aux-images.sh")
@@ -78,21 +64,7 @@ if [ -f "$N/apiserver-port" ]; then port=$(cat "$N/apiserver-port"); else port=$
 NODE_NAME=$NODE_NAME NODE_IP=$NODE_IP SVC_IP=$SVC_IP CNI_GW=$CNI_GW \
   "$here/node/certs.sh" "$N/pki" "https://127.0.0.1:$port"
 P=$N/pki
-subst() { sed -e "s|@N@|$N|g" -e "s|@NS@|$NS|g" -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@NODE_NAME@|$NODE_NAME|g" \
-  -e "s|@CNI_SUBNET@|$CNI_SUBNET|g" -e "s|@CNI_GW@|$CNI_GW|g" -e "s|@CNI_NAME@|dbinit-$NS|g" \
-  -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" "$1"; }
-# write_config TEMPLATE FILE: only when the content changes; kube-proxy exits as soon as its
-# config file is written to, even with the same bytes.
-write_config() {
-  subst "$1" >"$2.new"
-  if cmp -s "$2.new" "$2"; then rm -f "$2.new"; else mv "$2.new" "$2"; fi
-}
-mkdir -p "$N/containerd" "$N/cni/net.d" "$N/kubelet"
-write_config "$here/node/containerd.toml" "$N/containerd/config.toml"
-write_config "$here/node/cni-bridge.conflist" "$N/cni/net.d/10-bridge.conflist"
-write_config "$here/node/kubelet-config.yaml" "$N/kubelet/config.yaml"
-write_config "$here/node/kube-proxy-config.yaml" "$N/kube-proxy.yaml"
-write_config <(printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$NODE_IP") "$N/resolv.conf"
+node_configs
 write_config "$P/admin.kubeconfig" "$N/kubeconfig"
 
 # ---- etcd and the control plane ------------------------------------------------------------
@@ -129,36 +101,44 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$P/scheduler.kubeconfig" --authentication-kubeconfig="$P/scheduler.kubeconfig" \
   --authorization-kubeconfig="$P/scheduler.kubeconfig" --leader-elect=false --port=0 --bind-address=127.0.0.1
 
-# ---- containerd and the node's images ------------------------------------------------------------
-start containerd containerd --config "$N/containerd/config.toml"
-wait_for containerd 30 ctr -a "$SOCK" version
-for tar in $pause_tar $testbox_tar; do ctr_k8s images import "$tar" >/dev/null; done
-
-# ---- kubelet ------------------------------------------------------------------------------------------
-# Pods go below their own cgroup root (one per hierarchy), which must exist before the kubelet.
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  mkdir -p "/sys/fs/cgroup/$NS"                      # cgroup v2
-else
-  for h in /sys/fs/cgroup/*/; do
-    [ -L "${h%/}" ] || mkdir -p "$h$NS" 2>/dev/null || true
-  done
-  # a new v1 cpuset starts with no CPUs and no memory nodes: inherit the parent's
-  for f in cpus mems; do
-    c=/sys/fs/cgroup/cpuset/$NS/cpuset.$f
-    [ -f "$c" ] && [ -z "$(cat "$c")" ] && cat "/sys/fs/cgroup/cpuset/cpuset.$f" >"$c"
-  done
-fi
-start kubelet "$BIN/kubelet" --config="$N/kubelet/config.yaml" \
-  --kubeconfig="$P/kubelet.kubeconfig" --root-dir="$N/kubelet/root" --cert-dir="$N/kubelet/pki" \
-  --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
-  --container-runtime=remote --container-runtime-endpoint="unix://$SOCK" \
-  --pod-infra-container-image="$PAUSE_IMAGE" --v=1
-
-# ---- kube-proxy (iptables, inside the namespace): Service ClusterIPs ------------------------------
-start kube-proxy "$BIN/kube-proxy" --config="$N/kube-proxy.yaml"
+# ---- containerd, the kubelet and kube-proxy -----------------------------------------------------
+node_start "$BIN" $pause_tar $testbox_tar
 
 wait_for "node $NODE_NAME Ready" 180 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
 wait_for "default ServiceAccount" 60 kc -n default get serviceaccount default
+
+# ---- the second node (NODES=2) -------------------------------------------------------------------
+# A second node, once brought up, stays part of the cluster (and comes back with every later
+# cluster-up, whatever NODES says) until cluster-down removes both.
+nodes=${NODES:-1}
+case "$nodes" in 1 | 2) ;; *) die "NODES=$nodes: 1 or 2 nodes" ;; esac
+[ -f "$N2/netns" ] && nodes=2
+if [ "$nodes" = 2 ]; then
+  (
+    select_node2
+    mkdir -p "$N" "$PIDS" "$LOGS"
+    chmod 755 "$N"
+    node_netns
+    # The link: a veth pair, one end in each node's namespace, on a /24 of its own. Node 2's end
+    # carries its node address and its default route; node 1 routes node 2's pod subnet there.
+    # (Node 1's namespace going away takes the pair with it: made again here.)
+    if ! ip -n "$NS" link show link-node1 >/dev/null 2>&1; then
+      ip -n "$NS1" link add link-node2 type veth peer name link-node1 netns "$NS"
+      ip -n "$NS1" addr add "$LINK1_IP/24" dev link-node2
+      ip -n "$NS" addr add "$NODE_IP/24" dev link-node1
+      ip -n "$NS1" link set link-node2 up
+      ip -n "$NS" link set link-node1 up
+      ip -n "$NS" route add default via "$LINK1_IP" dev link-node1
+      log "link $NS1 ($LINK1_IP) <-> $NS ($NODE_IP)"
+    fi
+    ip -n "$NS1" route replace "$CNI_SUBNET" via "$NODE_IP" dev link-node2
+    node_mountns
+    NODE_NAME=$NODE_NAME "$here/node/certs.sh" "$N/pki" "https://$NODE1_IP:$port" "$N1/pki"
+    node_configs
+    node_start "$BIN" $pause_tar $testbox_tar
+    wait_for "node $NODE_NAME Ready" 180 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
+  )
+fi
 
 cat >"$N/env.new" <<ENV
 # Written by scripts/cluster-up.sh; \`. $N/env\` to use the one-node cluster.
@@ -170,10 +150,23 @@ export DBINIT_NODE_NAME=$NODE_NAME
 export DBINIT_CONTAINERD_SOCK=$SOCK
 export DBINIT_APISERVER_PORT=$port
 export DBINIT_CNI_GW=$CNI_GW
+export DBINIT_CNI_SUBNET=$CNI_SUBNET
 export DBINIT_SVC_CIDR=$SVC_CIDR
 export DBINIT_PAUSE_IMAGE=$PAUSE_IMAGE
 export DBINIT_TESTBOX_IMAGE=$TESTBOX_IMAGE
+export DBINIT_NODES=$nodes
 ENV
+if [ "$nodes" = 2 ]; then
+  cat >>"$N/env.new" <<ENV
+export DBINIT_NODE2_DIR=$N2
+export DBINIT_NETNS2=$NS2
+export DBINIT_NODE2_IP=$NODE2_IP
+export DBINIT_NODE2_NAME=$NODE2_NAME
+export DBINIT_CONTAINERD2_SOCK=$N2/containerd.sock
+export DBINIT_CNI2_SUBNET=$CNI2_SUBNET
+export DBINIT_NODE2_LINK=link-node1
+ENV
+fi
 if cmp -s "$N/env.new" "$N/env"; then rm -f "$N/env.new"; else mv "$N/env.new" "$N/env"; fi
-log "cluster up in $(($(date +%s) - t_start))s (state $N, namespace $NS, node $NODE_IP)"
+log "cluster up in $(($(date +%s) - t_start))s (state $N, namespace $NS, node $NODE_IP$([ "$nodes" = 2 ] && echo "; second node $NODE2_IP in $NS2"))"
 echo "export KUBECONFIG=$N/kubeconfig"

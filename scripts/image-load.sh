@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make image-load`: import the image archive (make image) and the node's helper images into
-# the one-node cluster's containerd (CRI namespace k8s.io), where the kubelet finds them
-# without pulling. With IMAGE_LOADER set, hand the archive to that command instead, e.g.
+# `make image-load`: import the image archive (make image) into the cluster's containerd (CRI
+# namespace k8s.io; both nodes' when there are two), where the kubelet finds it without
+# pulling. With IMAGE_LOADER set, hand the archive to that command instead, e.g.
 # IMAGE_LOADER='kind load image-archive' for a kind cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,3 +19,10 @@ fi
 running containerd || die "the node's containerd is not running ($N): run make cluster-up"
 ctr_k8s images import "$archive" >/dev/null
 log "imported $archive: $(ctr_k8s images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
+# The second node, when there is one, gets the same image.
+if [ -f "$N2/netns" ]; then
+  select_node2
+  running containerd || die "the second node's containerd is not running ($N): run make cluster-up"
+  ctr_k8s images import "$archive" >/dev/null
+  log "imported $archive into the second node ($NS)"
+fi

@@ -3,14 +3,23 @@
 # certificates for admin, the kubelet, the controller manager, the scheduler, kube-proxy and
 # apiserver -> kubelet, the ServiceAccount signing key, and one kubeconfig per client.
 # Usage: certs.sh PKI_DIR APISERVER_URL   (NODE_NAME, NODE_IP, SVC_IP, CNI_GW in the environment)
+# A second node's PKI: certs.sh PKI_DIR APISERVER_URL CA_DIR — only its kubelet's certificate
+# (CN system:node:$NODE_NAME) and kube-proxy's, signed by node 1's CA in CA_DIR, and their
+# kubeconfigs.
 set -euo pipefail
-pki=$1 server=$2
+pki=$1 server=$2 ca_dir=${3:-}
 mkdir -p "$pki"
 chmod 700 "$pki"
 cd "$pki"
-[ -f ca.crt ] || openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt \
-  -days 3650 -subj "/CN=dbinit-node-ca" 2>/dev/null
-[ -f sa.key ] || { openssl genrsa -out sa.key 2048 2>/dev/null; openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null; }
+if [ -n "$ca_dir" ]; then
+  cp "$ca_dir/ca.crt" ca.crt
+  ca_key=$ca_dir/ca.key
+else
+  [ -f ca.crt ] || openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt \
+    -days 3650 -subj "/CN=dbinit-node-ca" 2>/dev/null
+  [ -f sa.key ] || { openssl genrsa -out sa.key 2048 2>/dev/null; openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null; }
+  ca_key=ca.key
+fi
 
 # sign NAME CN O [SANS]: a certificate signed by the CA; with SANS it also serves.
 sign() {
@@ -28,22 +37,28 @@ sign() {
       echo "extendedKeyUsage=clientAuth"
     fi
   } >"$name.ext"
-  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$name.crt" \
-    -days 3650 -extfile "$name.ext" 2>/dev/null
+  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey "$ca_key" -CAserial ca.srl -CAcreateserial \
+    -out "$name.crt" -days 3650 -extfile "$name.ext" 2>/dev/null
   rm -f "$name.csr" "$name.ext"
 }
-sign apiserver kube-apiserver "" \
-  "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$SVC_IP,IP:$NODE_IP,IP:$CNI_GW"
-sign admin admin system:masters
-sign apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+if [ -n "$ca_dir" ]; then
+  clients="kubelet kube-proxy"
+else
+  sign apiserver kube-apiserver "" \
+    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$SVC_IP,IP:$NODE_IP,IP:$CNI_GW"
+  sign admin admin system:masters
+  sign apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+  sign controller-manager system:kube-controller-manager ""
+  sign scheduler system:kube-scheduler ""
+  clients="admin kubelet controller-manager scheduler kube-proxy"
+fi
 sign kubelet "system:node:$NODE_NAME" system:nodes
-sign controller-manager system:kube-controller-manager ""
-sign scheduler system:kube-scheduler ""
 sign kube-proxy system:kube-proxy ""
 
-# The same server URL works on the host (127.0.0.1 forwarded into the namespace) and inside it.
-# Written only when changed, and by rename: tests may read them while cluster-up runs again.
-for u in admin kubelet controller-manager scheduler kube-proxy; do
+# The same server URL works on the host (127.0.0.1 forwarded into the namespace) and inside it
+# (a second node's: node 1's address). Written only when changed, and by rename: tests may read
+# them while cluster-up runs again.
+for u in $clients; do
   cat >"$u.kubeconfig.new" <<KC
 apiVersion: v1
 kind: Config

@@ -31,6 +31,36 @@ PIDS=$N/pids
 LOGS=$N/logs
 export DEBIAN_FRONTEND=noninteractive
 
+# The second node (`make cluster-up NODES=2`): a worker (containerd, kubelet, kube-proxy) in
+# its own network and mount namespaces, joined to node 1's namespace by a veth pair. Every name
+# derives from node 1's settings, so two clusters with different DBINIT_NODE_DIR/DBINIT_NETNS
+# never share one: state in $N/node2, namespace dbinit-n1 -> dbinit-n2 (else NAME-2), node
+# address and link subnet one /24 above node 1's (10.213.0.2 -> 10.213.1.2, node 1's end of the
+# link 10.213.1.1), pod subnet one /16 above (10.88.0.0/16 -> 10.89.0.0/16), cgroup root /$NS2.
+N2=$N/node2
+case "$NS" in *1) NS2_DEFAULT=${NS%1}2 ;; *) NS2_DEFAULT=$NS-2 ;; esac
+NS2=${DBINIT_NETNS2:-$NS2_DEFAULT}
+IFS=. read -r _a _b _c _d <<<"$NODE_IP"
+NODE2_IP=${DBINIT_NODE2_IP:-$_a.$_b.$((_c + 1)).2}
+IFS=. read -r _a _b _c _d <<<"${CNI_SUBNET%/*}"
+CNI2_SUBNET=${DBINIT_CNI2_SUBNET:-$_a.$((_b + 1)).$_c.$_d/${CNI_SUBNET#*/}}
+unset _a _b _c _d
+LINK1_IP=${NODE2_IP%.*}.1                           # node 1's end of the link, in $NS
+NODE2_NAME=${DBINIT_NODE2_NAME:-$NODE_NAME-2}
+NODE1_IP=$NODE_IP
+N1=$N
+NS1=$NS
+
+# select_node2: from here on, N, NS, NODE_IP, ... and the helpers below act on the second
+# node (its state dir, namespaces, containerd and pid files). Node 1's values stay in N1,
+# NODE1_IP.
+select_node2() {
+  N=$N2 NS=$NS2 NODE_IP=$NODE2_IP NODE_NAME=$NODE2_NAME CNI_SUBNET=$CNI2_SUBNET
+  NODE_GW=$LINK1_IP CNI_GW=${CNI_SUBNET%.*}.1
+  SOCK=$N/containerd.sock MNT=$N/mnt-ns/mnt PIDS=$N/pids LOGS=$N/logs
+  NSX="nsenter --net=/run/netns/$NS --mount=$MNT"
+}
+
 t_start=${t_start:-$(date +%s)}
 log() { echo "[${LOG_TAG:-node} +$(($(date +%s) - t_start))s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -97,8 +127,8 @@ wait_for() {
 # in_ns CMD...: run CMD in the node's network and mount namespaces.
 in_ns() { $NSX "$@"; }
 
-# kc ARGS...: kubectl as cluster admin.
-kc() { KUBECONFIG=$N/kubeconfig kubectl "$@"; }
+# kc ARGS...: kubectl as cluster admin (on either node: the cluster is node 1's).
+kc() { KUBECONFIG=$N1/kubeconfig kubectl "$@"; }
 
 # ctr_k8s ARGS...: ctr on the node's containerd, in the CRI namespace.
 ctr_k8s() { ctr -a "$SOCK" -n k8s.io "$@"; }
