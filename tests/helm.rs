@@ -158,7 +158,7 @@ fn quick_tier_default_values_install_upgrade_test_and_uninstall() {
     assert_eq!(st["phase"], "Succeeded");
     assert_eq!(st["history"].as_str().unwrap_or("").lines().count(), 2);
 
-    // helm test: `dbinit status --exit-code` finds the schema up to date (exit 0).
+    // helm test: `dbinit status --exit-code --allow-ahead` finds the schema up to date (exit 0).
     let child = helm(api, "test", &ns, "demo", &none);
     let t = run_hook_job(api, &ns, "demo-dbinit-test", None, &world);
     finish(child, "test");
@@ -169,7 +169,7 @@ fn quick_tier_default_values_install_upgrade_test_and_uninstall() {
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(
         pod["containers"][0]["command"],
-        json!(["/dbinit", "status", "--exit-code"])
+        json!(["/dbinit", "status", "--exit-code", "--allow-ahead"])
     );
     // The same test fails when a migration is pending (exit 10, naming it).
     let pending = run_with_a_pending_migration(api, &ns, "demo-dbinit-test", &world);

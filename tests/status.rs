@@ -186,6 +186,19 @@ fn exit_codes_for_pending_up_to_date_diverged_and_ahead() {
     assert_eq!(out.code, Some(11), "{}", out.all_output());
     assert_eq!(json["verdict"], "ahead");
     assert!(out.stderr.contains("V3__three"), "{}", out.stderr);
+    // `helm test` after a rollback: ahead is tolerated with --allow-ahead, still said so.
+    let allowed = run(dbinit(
+        &pg,
+        db,
+        d,
+        &["status", "--exit-code", "--allow-ahead"],
+    ));
+    assert_eq!(allowed.code, Some(0), "{}", allowed.all_output());
+    assert!(
+        allowed.all_output().contains("ahead"),
+        "{}",
+        allowed.all_output()
+    );
     write(d, "V3__three.sql", "CREATE TABLE three (id int);\n");
 
     // An applied migration edited: drift.

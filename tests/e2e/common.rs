@@ -27,11 +27,16 @@ pub struct World {
 
 /// A fresh world for a test named `prefix`.
 pub fn world(prefix: &str) -> World {
+    world_with(prefix, &[])
+}
+
+/// A fresh world whose PostgreSQL has `settings` too (e.g. `max_connections`).
+pub fn world_with(prefix: &str, settings: &[(&str, &str)]) -> World {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let node = Node::get();
     let ns = TestNs::new(node, prefix);
-    let db = Backends::start(node);
+    let db = Backends::start_with(node, settings);
     let sh = Script::new(node, &ns);
     World {
         node,

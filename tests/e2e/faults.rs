@@ -17,23 +17,30 @@ use crate::common::{World, figure, repo_yaml, secs, world};
 
 /// The advisory-lock key V1 waits on. dbinit's own keys are hashes of the database and
 /// history table; only these tests take this one.
-const GATE_KEY: i64 = 7_340_021;
+pub(crate) const GATE_KEY: i64 = 7_340_021;
 
 /// Migrations where V1 waits at the gate inside its transaction, then records that it
 /// committed. With the gate open V1 passes at once.
-pub(crate) fn gated_migrations(w: &World) {
+pub(crate) fn gated_files() -> [(&'static str, String); 2] {
     // `lock_timeout = 0`: a run's short lock_timeout would otherwise end the wait at the gate
     // as a table-lock timeout and retry.
     let v1 = format!(
         "CREATE TABLE slow (n int);\nSET LOCAL lock_timeout = 0;\nSELECT pg_advisory_xact_lock({GATE_KEY});\nINSERT INTO slow VALUES (1);\n"
     );
-    w.migrations_configmap(
-        "e2e-migrations",
-        &[
-            ("V1__slow.sql", &v1),
-            ("V2__after_slow.sql", "CREATE TABLE after_slow (id int);\n"),
-        ],
-    );
+    [
+        ("V1__slow.sql", v1),
+        (
+            "V2__after_slow.sql",
+            "CREATE TABLE after_slow (id int);\n".into(),
+        ),
+    ]
+}
+
+/// [`gated_files`] in the ConfigMap deploy/job.yaml's Job reads ([`job`]).
+pub(crate) fn gated_migrations(w: &World) {
+    let files = gated_files();
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    w.migrations_configmap("e2e-migrations", &files);
 }
 
 /// The gate V1 waits at: held by a psql session of the test until [`Gate::open`].
@@ -47,6 +54,11 @@ impl Gate {
     pub(crate) fn close(w: &World) -> Gate {
         w.db.pg
             .psql("postgres", "CREATE DATABASE agentic_deals OWNER app");
+        Self::hold(w)
+    }
+
+    /// Closes the gate in `agentic_deals`, which exists.
+    pub(crate) fn hold(w: &World) -> Gate {
         let mut session = PsqlSession::open(&w.db.pg, "agentic_deals", "e2e-gate");
         session.send(&format!("SELECT pg_advisory_lock({GATE_KEY});"));
         let held = format!(
@@ -74,7 +86,7 @@ impl Gate {
 }
 
 /// The pods whose sessions wait at the gate now (matched by `application_name`).
-fn pods_at_gate(w: &World) -> Vec<String> {
+pub(crate) fn pods_at_gate(w: &World) -> Vec<String> {
     let apps = w.db.pg.psql(
         "postgres",
         &format!(
@@ -185,15 +197,21 @@ fn component_pid(node_dir: &std::path::Path, name: &str) -> String {
     pid
 }
 
-/// Kills -9 the node's kubelet and containerd and brings them back; returns when the node
-/// is Ready again. This machine's node: by their pid files, restarted by scripts/cluster-up.sh
-/// (which starts only what is missing). Another cluster's node (`DBINIT_NODE_EXEC`, kind):
-/// killed there, restarted by its systemd (not run here: no Docker).
-fn kill_kubelet_and_containerd(w: &World) {
+/// Kills -9 the kubelet and containerd of the node `pod` runs on and brings them back;
+/// returns when the node is Ready again. This machine's node (either of two): by their pid
+/// files, restarted by scripts/cluster-up.sh (which starts only what is missing). Another
+/// cluster's node (`DBINIT_NODE_EXEC`, kind): killed there, restarted by its systemd (not run
+/// here: no Docker).
+fn kill_kubelet_and_containerd(w: &World, pod: &str) {
     if let Some(node_dir) = w.node.node_dir.clone() {
+        let on = w.ns.get(&["pod", pod]).expect("the pod")["spec"]["nodeName"].clone();
+        let dir = match &w.node.second {
+            Some(n2) if on == n2.name.as_str() => n2.dir.clone(),
+            _ => node_dir.clone(),
+        };
         let pids = [
-            component_pid(&node_dir, "kubelet"),
-            component_pid(&node_dir, "containerd"),
+            component_pid(&dir, "kubelet"),
+            component_pid(&dir, "containerd"),
         ];
         let st = Command::new("kill")
             .arg("-9")
@@ -201,10 +219,13 @@ fn kill_kubelet_and_containerd(w: &World) {
             .status()
             .expect("kill");
         assert!(st.success(), "kill -9 {pids:?}");
-        let out = Command::new(repo_root().join("scripts/cluster-up.sh"))
-            .env("DBINIT_NODE_DIR", &node_dir)
-            .envs(w.node.netns.iter().map(|n| ("DBINIT_NETNS", n)))
-            .env("DBINIT_NODE_IP", &w.node.node_ip)
+        // With the cluster's own settings, as cluster-up wrote them.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#". "$1/env" && exec "$2""#)
+            .arg("restart-node")
+            .arg(&node_dir)
+            .arg(repo_root().join("scripts/cluster-up.sh"))
             .output()
             .expect("scripts/cluster-up.sh");
         assert!(
@@ -239,7 +260,7 @@ fn kubelet_and_containerd_killed_mid_run_and_restarted_the_job_completes_once() 
     w.ns.apply(&job("mig"));
     let pod = pod_at_gate(&w, None, Duration::from_secs(120));
     let t = Instant::now();
-    kill_kubelet_and_containerd(&w);
+    kill_kubelet_and_containerd(&w, &pod);
     figure(
         "kubelet + containerd killed and restarted",
         secs(t.elapsed()),

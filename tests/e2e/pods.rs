@@ -10,7 +10,7 @@ use crate::common::{World, builtin_versions, figure, secs, world};
 
 /// README's initContainer snippet: a pod spec fragment (`initContainers`, and `volumes` when
 /// README gives them).
-fn snippet(w: &World) -> Value {
+pub(crate) fn snippet(w: &World) -> Value {
     let block = w.readme.block("init-container");
     let v: Value = serde_saphyr::from_str(&block).expect("README's snippet is YAML");
     assert!(
@@ -34,7 +34,7 @@ fn snippet_run(w: &World) -> Value {
 }
 
 /// A Deployment `name` whose pod spec is `pod` plus a do-nothing app container.
-fn deployment(name: &str, replicas: usize, mut pod: Value) -> Value {
+pub(crate) fn deployment(name: &str, replicas: usize, mut pod: Value) -> Value {
     pod["containers"] = json!([{
         "name": "app", "image": "registry.k8s.io/pause:3.9", "imagePullPolicy": "IfNotPresent"
     }]);

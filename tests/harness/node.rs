@@ -23,11 +23,13 @@ mod backends;
 mod dns;
 mod namespace;
 mod readme;
+mod second;
 mod wait;
 
 pub use backends::{Backends, service};
 pub use namespace::TestNs;
 pub use readme::{Readme, Script};
+pub use second::{Cordon, Fault, SecondNode};
 pub use wait::{JobEnd, deadline_loop, hopeless, parse_time, parse_time_precise};
 
 /// The cluster under test and how to reach it.
@@ -47,6 +49,12 @@ pub struct Node {
     /// (`DBINIT_NODE_EXEC`, e.g. `docker exec dbinit-control-plane` for kind), for the fault
     /// tests there. Not run on these machines (no Docker).
     pub node_exec: Option<Vec<String>>,
+    /// The first node's name (`DBINIT_NODE_NAME`), when the node is this machine's.
+    pub name: Option<String>,
+    /// The apiserver's port on the node's address (`DBINIT_APISERVER_PORT`).
+    pub apiserver_port: Option<u16>,
+    /// The second node of `make cluster-up NODES=2`, when it is up.
+    pub second: Option<SecondNode>,
 }
 
 /// The repository root (README.md, deploy/, helm/).
@@ -101,6 +109,15 @@ impl Node {
                 "DBINIT_NODE_DIR",
                 "DBINIT_CONTAINERD_SOCK",
                 "DBINIT_NODE_EXEC",
+                "DBINIT_NODE_NAME",
+                "DBINIT_APISERVER_PORT",
+                "DBINIT_NODES",
+                "DBINIT_NODE2_DIR",
+                "DBINIT_NETNS2",
+                "DBINIT_NODE2_IP",
+                "DBINIT_NODE2_NAME",
+                "DBINIT_CONTAINERD2_SOCK",
+                "DBINIT_NODE2_LINK",
             ]
             .iter()
             .filter_map(|k| Some((k.to_string(), from_env(k)?)))
@@ -140,6 +157,11 @@ impl Node {
             node_exec: vars
                 .get("DBINIT_NODE_EXEC")
                 .map(|v| v.split_whitespace().map(str::to_string).collect()),
+            name: vars.get("DBINIT_NODE_NAME").cloned(),
+            apiserver_port: vars
+                .get("DBINIT_APISERVER_PORT")
+                .and_then(|p| p.parse().ok()),
+            second: SecondNode::from_env(&vars),
         };
         node.ready_node()?;
         Ok(node)
@@ -247,9 +269,10 @@ impl Node {
         );
     }
 
-    /// Kills (SIGKILL) the main process of a pod's container through the node's containerd:
-    /// a crash the process cannot react to. Needs `DBINIT_CONTAINERD_SOCK` (this machine's
-    /// node) or `DBINIT_NODE_EXEC` (another cluster's node).
+    /// Kills (SIGKILL) the main process of a pod's container through the containerd of the
+    /// node it runs on: a crash the process cannot react to. Needs `DBINIT_CONTAINERD_SOCK`
+    /// (this machine's node; `DBINIT_CONTAINERD2_SOCK` for the second) or `DBINIT_NODE_EXEC`
+    /// (another cluster's node).
     pub fn kill_container(&self, ns: &str, pod: &str, container: &str) {
         let p = self
             .get_json(Some(ns), &["pod", pod])
@@ -264,7 +287,11 @@ impl Node {
             .unwrap_or_else(|| panic!("no containerd id for {pod}/{container}: {p}"))
             .to_string();
         let kill = ["-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", &id];
-        let out = match (&self.containerd_sock, self.on_node()) {
+        let sock = match &self.second {
+            Some(n2) if p["spec"]["nodeName"] == n2.name.as_str() => Some(&n2.containerd_sock),
+            _ => self.containerd_sock.as_ref(),
+        };
+        let out = match (sock, self.on_node()) {
             (Some(sock), _) => Command::new("ctr").arg("-a").arg(sock).args(kill).output(),
             (None, Some(mut cmd)) => cmd.arg("ctr").args(kill).output(),
             (None, None) => panic!(

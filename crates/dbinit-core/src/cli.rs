@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::migrate::adopt::baseline::{self, Request};
 use crate::migrate::adopt::{self, repair};
+use crate::migrate::report::Verdict;
 use crate::migrate::{self, MigrateSettings, preview};
 use crate::outcome;
 use crate::ready;
@@ -125,6 +126,10 @@ struct StatusCmd {
     /// database is ahead of this binary, 12 an INVALID index left by a no-transaction file
     #[arg(long, env = "DBINIT_STATUS_EXIT_CODE", hide_env_values = true)]
     exit_code: bool,
+    /// With --exit-code: a database ahead of this set (a newer release migrated it, then the
+    /// release was rolled back) exits 0 instead of 11, as `run` and `wait` tolerate it
+    #[arg(long, env = "DBINIT_STATUS_ALLOW_AHEAD", hide_env_values = true)]
+    allow_ahead: bool,
 }
 
 /// Resolves configuration and initialises logging; a bad configuration ends the process
@@ -333,7 +338,10 @@ async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {
             if !c.exit_code {
                 return ExitCode::Ok;
             }
-            let code = report.verdict.exit_code();
+            let code = match report.verdict {
+                Verdict::Ahead if c.allow_ahead => ExitCode::Ok,
+                v => v.exit_code(),
+            };
             let line = report.verdict_line();
             if code == ExitCode::Ok {
                 tracing::info!(exit_code = 0, "{line}");

@@ -7,6 +7,7 @@ use dbinit_core::config::{self, ConnArgs, MigrateArgs, OutcomeArgs, Settings};
 use dbinit_core::dependency;
 use dbinit_core::migrate::report::RunReport;
 use dbinit_core::migrate::{self, MigrateSettings};
+use dbinit_core::postgres::scope::ConnScope;
 use dbinit_core::ready::{self, Context, PgReady};
 use dbinit_core::secret::scrub;
 use dbinit_core::setting::ConfigError;
@@ -169,7 +170,11 @@ async fn job_body(
     let ns = ns.to_string();
     let on_wait = |w: &str| events.record(Milestone::WaitingForLock(format!("waiting for {w}")));
     let ctx = s.context(&job.identity, started);
-    let ready = interruptible(ready::wait_for_dependencies(&ctx)).await?;
+    // Every PostgreSQL connection of the run closes the moment the run is abandoned (Lease
+    // lost, signal), not when the process exits: an in-flight statement would otherwise keep
+    // its transaction open on the server past the fence.
+    let conns = ConnScope::default();
+    let ready = interruptible(conns.run(ready::wait_for_dependencies(&ctx))).await?;
 
     let lock = LeaseLock::new(
         Api::namespaced(client.clone(), &ns),
@@ -208,7 +213,12 @@ async fn job_body(
     let run_started = Instant::now();
     let ctx = s.context(&job.identity, run_started);
     let mut report = RunReport::new(&s.postgres.database);
-    let (result, lost) = supervise(&mut held, work(&ctx, m, ready, &mut report, &on_wait)).await;
+    let (result, lost) = supervise(
+        &mut held,
+        conns.run(work(&ctx, m, ready, &mut report, &on_wait)),
+    )
+    .await;
+    drop(conns);
     let result = result.map_err(|e| e.with_report(report.clone()));
     record.finish(&report, &result, &s.secrets(), run_started);
     let epoch = held.epoch;
@@ -248,8 +258,9 @@ async fn work(
 }
 
 /// Runs `work` while renewing the lease; returns its result and whether the lease was lost.
-/// On loss or signal the work future is dropped: its connections close and PostgreSQL rolls
-/// back the open transaction, and what it recorded in its report so far stays.
+/// On loss or signal the work future is dropped (and the caller drops its [`ConnScope`]): its
+/// connections close and PostgreSQL rolls back the open transaction, and what it recorded in
+/// its report so far stays.
 async fn supervise(
     held: &mut Held,
     work: impl std::future::Future<Output = Result<()>>,

@@ -56,6 +56,9 @@ pub struct RunRecord {
     pub applied_this_run: String,
     /// Migrations and seeds still pending, comma-separated.
     pub pending: String,
+    /// Applied migrations newer than this release's set (a newer release ran, e.g. before a
+    /// rollback), comma-separated; empty when the database is not ahead.
+    pub ahead: String,
     /// Why it failed; scrubbed of secrets.
     pub error: String,
     /// Process exit code.
@@ -99,6 +102,7 @@ impl RunRecord {
         self.applied_this_run = report.applied_this_run().join(",");
         self.applied_version = report.version.map(|v| v.to_string()).unwrap_or_default();
         self.pending = report.pending.join(",");
+        self.ahead = report.ahead.join(",");
         match result {
             Ok(()) => {
                 self.phase = Phase::Succeeded;
@@ -162,6 +166,7 @@ mod tests {
             "appliedVersion",
             "appliedThisRun",
             "pending",
+            "ahead",
             "error",
             "exitCode",
             "migrationSetChecksum",
@@ -191,6 +196,7 @@ mod tests {
         report.migrations = vec!["V1__a".into(), "V2__b".into()];
         report.version = Some(2);
         report.pending = vec!["V3__c".into()];
+        report.ahead = vec!["V9__newer".into()];
         let mut r = RunRecord::default();
         let pw = Secret::new("hunter22");
         let err: Result<(), Error> = Err(dbinit_core::dependency::Error::Unusable {
@@ -204,6 +210,7 @@ mod tests {
         assert_eq!(r.applied_this_run, "V1__a,V2__b");
         assert_eq!(r.applied_version, "2");
         assert_eq!(r.pending, "V3__c");
+        assert_eq!(r.ahead, "V9__newer");
         assert_eq!(r.error, "PostgreSQL is not usable: said ***");
         assert_eq!(r.to_data()["phase"], "Failed");
     }

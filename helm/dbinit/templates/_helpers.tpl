@@ -109,14 +109,15 @@ helm.sh/hook-delete-policy: {{ .policy }}
 {{- end -}}
 
 {{/* Objects the Job needs only while it runs: deleted once the hooks succeed (and, after a
-failure, once Helm gives up), so their permissions exist only during a migration. */}}
+failure, once Helm gives up), so their permissions exist only during a migration. Like the
+Job, made again on `helm rollback`. */}}
 {{- define "dbinit.transientHook" -}}
-{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade" "weight" -10 "policy" "before-hook-creation,hook-succeeded" "argo" "PreSync" "argoPolicy" "BeforeHookCreation,HookSucceeded") -}}
+{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade,pre-rollback" "weight" -10 "policy" "before-hook-creation,hook-succeeded" "argo" "PreSync" "argoPolicy" "BeforeHookCreation,HookSucceeded") -}}
 {{- end -}}
 
 {{/* Objects that outlive the hooks (Secrets, the migrations ConfigMap used by the app's
-init container): kept until the next upgrade replaces them; templates/cleanup.yaml removes
-them at uninstall. */}}
+init container): kept until the next upgrade (or rollback) replaces them;
+templates/cleanup.yaml removes them at uninstall. */}}
 {{- define "dbinit.keptHook" -}}
-{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade" "weight" -10 "policy" "before-hook-creation" "argo" "PreSync" "argoPolicy" "BeforeHookCreation") -}}
+{{- include "dbinit.hook" (dict "ctx" . "helm" "pre-install,pre-upgrade,pre-rollback" "weight" -10 "policy" "before-hook-creation" "argo" "PreSync" "argoPolicy" "BeforeHookCreation") -}}
 {{- end -}}

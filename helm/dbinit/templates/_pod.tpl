@@ -2,7 +2,8 @@
 example app). Each takes the root context. */}}
 
 {{/* Pod metadata: the release's labels plus podLabels, and podAnnotations (e.g.
-sidecar.istio.io/inject: "false": a mesh sidecar would keep a Job from completing). */}}
+sidecar.istio.io/inject: "false": a mesh sidecar would keep a Job from completing) over the
+template's own "annotations" (a dict, optional). */}}
 {{- define "dbinit.podMetadata" -}}
 labels:
   {{- include "dbinit.labels" .ctx | nindent 2 }}
@@ -10,36 +11,48 @@ labels:
   {{- with .ctx.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with .ctx.Values.podAnnotations }}
+{{- with merge (dict) (.annotations | default dict) (.ctx.Values.podAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
 
-{{/* Pod-level settings. Service links are off: a Service named postgres or redis would
-otherwise inject POSTGRES_PORT=tcp://... and REDIS_PORT=tcp://... into the container. */}}
+{{/* Pod-level settings; takes (dict "ctx" <root> "job" <bool>). Service links are off: a
+Service named postgres or redis would otherwise inject POSTGRES_PORT=tcp://... and
+REDIS_PORT=tcp://... into the container. The migration Job's pods (job: true) also tolerate a
+not-ready or unreachable node for migration.nodeLossTolerationSeconds only, not Kubernetes'
+default 300 s: a Job whose node is lost (or cut off from the API server) gets its replacement
+pod elsewhere that much sooner. */}}
 {{- define "dbinit.podSpec" -}}
+{{- $v := .ctx.Values -}}
 enableServiceLinks: false
-{{- with .Values.imagePullSecrets }}
+{{- with $v.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.podSecurityContext }}
+{{- with $v.podSecurityContext }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.priorityClassName }}
+{{- with $v.priorityClassName }}
 priorityClassName: {{ . | quote }}
 {{- end }}
-{{- with .Values.nodeSelector }}
+{{- with $v.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.tolerations }}
+{{- $tolerations := $v.tolerations | default list }}
+{{- $lost := $v.migration.nodeLossTolerationSeconds }}
+{{- if and .job (not (kindIs "invalid" $lost)) }}
+{{- range $key := list "node.kubernetes.io/not-ready" "node.kubernetes.io/unreachable" }}
+{{- $tolerations = append $tolerations (dict "key" $key "operator" "Exists" "effect" "NoExecute" "tolerationSeconds" (int $lost)) }}
+{{- end }}
+{{- end }}
+{{- with $tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with $v.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}

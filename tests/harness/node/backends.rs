@@ -39,11 +39,33 @@ pub fn example_secret_password() -> String {
 impl Backends {
     /// Starts both servers where the node's pods can reach them.
     pub fn start(node: &Node) -> Self {
+        Self::start_with(node, &[])
+    }
+
+    /// [`Backends::start`] with more PostgreSQL settings (`max_connections`, ...).
+    ///
+    /// Always set: disconnections logged with millisecond UTC times and the backend pid (when
+    /// a session ended, for the tests that compare it with a Lease); prepared transactions (a
+    /// lock that survives a server restart). TCP keepalives and
+    /// `client_connection_check_interval` stay at the server's defaults (none, and two hours):
+    /// dbinit sets its own in its sessions, and the node-loss test relies on those.
+    pub fn start_with(node: &Node, settings: &[(&str, &str)]) -> Self {
+        let mut all: Vec<(String, String)> = [
+            ("log_disconnections", "on"),
+            ("log_line_prefix", "'%m [%p] '"),
+            ("log_timezone", "UTC"),
+            ("max_prepared_transactions", "10"),
+        ]
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        all.push((
+            "listen_addresses".into(),
+            format!("127.0.0.1,{}", node.node_ip),
+        ));
         let pg = Pg::init(PgOpts {
-            settings: vec![(
-                "listen_addresses".into(),
-                format!("127.0.0.1,{}", node.node_ip),
-            )],
+            settings: all,
             netns: node.netns.clone(),
         });
         let hba = pg.data_dir().join("pg_hba.conf");

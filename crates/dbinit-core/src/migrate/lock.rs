@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 use tracing::{debug, info, warn};
 
 use super::error::{Error, Result};
-use super::session::{NO_IDLE_TIMEOUTS, pg_error};
+use super::session::{DEAD_CLIENT_KEEPALIVES, NO_IDLE_TIMEOUTS, pg_error};
 use super::settings::MigrateSettings;
 use crate::postgres::PgError;
 use crate::postgres::connect::connect_target;
@@ -57,7 +57,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// One try: opens a transaction and takes the lock in it, keeping the transaction open when
 /// the lock was granted and closing it when not.
 async fn try_lock(client: &Client, key: i64) -> Result<bool> {
-    let sql = format!("BEGIN;\n{NO_IDLE_TIMEOUTS};\nSELECT pg_try_advisory_xact_lock({key})");
+    let sql = format!(
+        "BEGIN;\n{NO_IDLE_TIMEOUTS};\n{DEAD_CLIENT_KEEPALIVES};\nSELECT pg_try_advisory_xact_lock({key})"
+    );
     let got = match client.simple_query(&sql).await {
         Ok(rows) => rows.iter().any(
             |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")),

@@ -27,6 +27,9 @@ pub struct RunReport {
     pub pending: Vec<String>,
     /// How long this run waited for the lock, when it had to take it.
     pub lock_wait_ms: Option<u64>,
+    /// Applied migrations newer than the set (a newer release ran; tolerated), once the
+    /// history was read.
+    pub ahead: Vec<String>,
 }
 
 impl RunReport {
@@ -42,6 +45,7 @@ impl RunReport {
     pub fn planned(&mut self, set: &MigrationSet, plan: &Plan) {
         self.version = plan.applied_version;
         self.pending = plan.pending(set);
+        self.ahead = plan.future.clone();
         // After a reconnect: a commit the server lost in a crash (an asynchronous one) is
         // pending again and will be applied, and counted, again.
         let pending = &self.pending;
@@ -74,15 +78,24 @@ impl RunReport {
             .version
             .map_or("no migrations".to_string(), |v| format!("version {v}"));
         let created = if self.created { ", created" } else { "" };
+        let ahead = if self.ahead.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (ahead of this set: {} migration(s){} from a newer release)",
+                self.ahead.len(),
+                list(&self.ahead)
+            )
+        };
         if self.migrations.is_empty() && self.seeds.is_empty() {
             format!(
-                "database {:?} is up to date at {version}{created}; nothing to apply ({} ms)",
+                "database {:?} is up to date at {version}{created}{ahead}; nothing to apply ({} ms)",
                 self.database,
                 elapsed.as_millis()
             )
         } else {
             format!(
-                "database {:?} at {version}{created}: applied {} migration(s){} and {} seed(s){} in {} ms",
+                "database {:?} at {version}{created}{ahead}: applied {} migration(s){} and {} seed(s){} in {} ms",
                 self.database,
                 self.migrations.len(),
                 list(&self.migrations),

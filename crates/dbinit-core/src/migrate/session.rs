@@ -42,6 +42,15 @@ impl Default for SessionSettings {
 pub const NO_IDLE_TIMEOUTS: &str = "SET LOCAL idle_in_transaction_session_timeout = 0;\n\
      DO $$BEGIN IF current_setting('server_version_num')::int >= 170000 THEN SET LOCAL transaction_timeout = 0; END IF; END$$";
 
+/// TCP keepalives for as long as our transaction is open: a runner whose node is lost sends
+/// no FIN, and the server would otherwise keep its session, locks and transaction (and the
+/// migration lock) for the kernel's default two hours. With these it ends the session about
+/// 10 s after the runner went silent (5 s idle, then 5 probes a second apart) and rolls back;
+/// a backend mid-statement notices through `client_connection_check_interval`, which the work
+/// connection sets. Ignored on a Unix socket.
+pub const DEAD_CLIENT_KEEPALIVES: &str = "SET LOCAL tcp_keepalives_idle = 5;\n\
+     SET LOCAL tcp_keepalives_interval = 1;\nSET LOCAL tcp_keepalives_count = 5";
+
 fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
@@ -51,7 +60,7 @@ impl SessionSettings {
     /// its header sets one.
     pub fn begin_sql(&self, lock_timeout: Option<Duration>) -> String {
         format!(
-            "BEGIN;\nSET LOCAL lock_timeout = '{}ms';\nSET LOCAL statement_timeout = '{}ms';\n{NO_IDLE_TIMEOUTS}",
+            "BEGIN;\nSET LOCAL lock_timeout = '{}ms';\nSET LOCAL statement_timeout = '{}ms';\n{DEAD_CLIENT_KEEPALIVES};\n{NO_IDLE_TIMEOUTS}",
             ms(lock_timeout.unwrap_or(self.lock_timeout)),
             ms(self.statement_timeout)
         )

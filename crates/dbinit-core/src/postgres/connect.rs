@@ -61,11 +61,12 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(async move {
+    let driver = tokio::spawn(async move {
         if let Err(e) = conn.await {
             debug!(error = %describe(&e), "postgres connection closed");
         }
     });
+    super::scope::register(driver.abort_handle());
 }
 
 /// Why [`connect`] failed.

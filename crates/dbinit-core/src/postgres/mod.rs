@@ -1,6 +1,7 @@
 //! PostgreSQL: where it is ([`PostgresSettings`]), how to reach it ([`connect`], [`tls`]),
 //! how to write safe SQL text ([`sql`]), creating the application's database ([`database`]),
-//! and what a failure means ([`classify`], [`PgError`], [`Error`]).
+//! connections that close with the work that opened them ([`scope`]), and what a failure
+//! means ([`classify`], [`PgError`], [`Error`]).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use crate::secret::Secret;
 
 pub mod connect;
 pub mod database;
+pub mod scope;
 pub mod sql;
 pub mod tls;
 
