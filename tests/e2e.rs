@@ -19,12 +19,16 @@
 //! The multi-node tier (nodes.rs, rollout.rs, restart.rs: issue 23's experiments 1, 2, 3 and
 //! 6) runs when the cluster has a second node (`make cluster-up NODES=2`, `make e2e NODES=2`);
 //! on one node each of its tests passes after printing `SKIPPED <test>: needs two nodes`.
+//! rollback.rs and contract.rs (experiments 4 and 5, and 4 with a compatibility floor) run on
+//! any cluster.
 //! Figures go to stdout (`--nocapture`) and target/e2e-figures.txt.
 
 #[path = "e2e/chart.rs"]
 mod chart;
 #[path = "e2e/common.rs"]
 mod common;
+#[path = "e2e/contract.rs"]
+mod contract;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/hook.rs"]

@@ -36,12 +36,15 @@ pub enum ExitCode {
     /// `dbinit status --exit-code`: an INVALID index left by an interrupted no-transaction
     /// migration.
     InvalidIndex = 12,
+    /// A migration already applied declared a compatibility floor (`-- dbinit:compatible-from=N`)
+    /// above this binary's set: this release must not run against that schema.
+    Incompatible = 13,
 }
 
 impl ExitCode {
     /// Every code, in order: the one table that `--help`, the termination message and the
     /// README (checked by a test) are written from.
-    pub const ALL: [ExitCode; 10] = [
+    pub const ALL: [ExitCode; 11] = [
         Self::Ok,
         Self::Failure,
         Self::Config,
@@ -52,6 +55,7 @@ impl ExitCode {
         Self::Lock,
         Self::Interrupted,
         Self::Unadopted,
+        Self::Incompatible,
     ];
 
     /// A short stable word for the termination message and the status ConfigMap.
@@ -70,6 +74,7 @@ impl ExitCode {
             Self::Pending => "pending",
             Self::Ahead => "ahead",
             Self::InvalidIndex => "invalid-index",
+            Self::Incompatible => "incompatible",
         }
     }
 
@@ -93,6 +98,7 @@ impl ExitCode {
             Self::InvalidIndex => {
                 "status --exit-code: an INVALID index left by a no-transaction migration"
             }
+            Self::Incompatible => "the database requires a newer release (a compatibility floor)",
         }
     }
 
@@ -133,10 +139,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_their_position_in_the_table() {
+    fn codes_are_in_order_and_none_is_shared() {
         for (i, c) in ExitCode::ALL.iter().enumerate() {
-            assert_eq!(*c as u8 as usize, i);
+            // 0-9 by position; 13 came after the status codes 10-12.
+            assert!(*c as u8 as usize == i || *c == ExitCode::Incompatible);
         }
+        let mut all: Vec<u8> = ExitCode::ALL
+            .iter()
+            .chain(&ExitCode::STATUS)
+            .map(|c| *c as u8)
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), ExitCode::ALL.len() + ExitCode::STATUS.len());
     }
 
     /// README's exit-code table is the same table: every code, in order, each row starting

@@ -32,7 +32,6 @@ use redis_url::resolve_redis;
 use tokio::time::Instant;
 
 use crate::migrate::adopt::settings::AdoptSettings;
-use crate::migrate::header;
 use crate::migrate::session::SessionSettings;
 use crate::migrate::set::MigrationSet;
 use crate::migrate::settings::MigrateSettings;
@@ -254,7 +253,7 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         )?,
     };
     for mig in &migrations.migrations {
-        header::header(mig.sql().unwrap_or_default())
+        crate::migrate::floor::declared(mig)
             .map_err(|e| ConfigError(format!("migration {mig}: {e}")))?;
     }
     Ok(MigrateSettings {

@@ -278,7 +278,7 @@ pub async fn migrations(
                 ScriptKind::Migration,
                 &m.to_string(),
                 sql,
-                &insert_migration_sql(history, m),
+                &super::floor::with_record(history, m, insert_migration_sql(history, m)),
                 last,
                 header.lock_timeout,
             )

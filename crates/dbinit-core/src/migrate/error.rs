@@ -45,6 +45,9 @@ pub enum Error {
         /// What went wrong, with the line when known, and what it left behind.
         message: String,
     },
+    /// A compatibility floor recorded in the database excludes this release's set.
+    #[error(transparent)]
+    Incompatible(#[from] super::floor::Incompatible),
     /// The database's history and the migration set disagree.
     #[error(transparent)]
     Diverged(#[from] Divergence),
@@ -123,6 +126,7 @@ impl Error {
             Self::SchemaTimeout { .. } | Self::Disconnected { .. } => ExitCode::Timeout,
             Self::ScriptFailed { .. } => ExitCode::MigrationFailed,
             Self::Diverged(_) => ExitCode::Diverged,
+            Self::Incompatible(_) => ExitCode::Incompatible,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ExitCode::Lock,
             Self::Unadopted(_) => ExitCode::Unadopted,
             Self::Run { cause, .. } => cause.exit_code(),

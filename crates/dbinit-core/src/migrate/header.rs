@@ -13,6 +13,10 @@ pub const NO_TRANSACTION_MARKER: &str = "-- dbinit:no-transaction";
 /// The header line that sets one file's lock timeout.
 pub const LOCK_TIMEOUT_DIRECTIVE: &str = "-- dbinit:lock-timeout=";
 
+/// The header line of a contract step: once it is applied, sets ending below N may not run
+/// ([`super::floor`]).
+pub const COMPATIBLE_FROM_DIRECTIVE: &str = "-- dbinit:compatible-from=";
+
 /// What a file's leading comment lines ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Header {
@@ -20,6 +24,8 @@ pub struct Header {
     pub no_transaction: bool,
     /// `-- dbinit:lock-timeout=DURATION`.
     pub lock_timeout: Option<Duration>,
+    /// `-- dbinit:compatible-from=N`.
+    pub compatible_from: Option<i32>,
 }
 
 /// Reads the directives (`-- dbinit:name[=value]`) among the file's leading blank and
@@ -48,9 +54,13 @@ pub fn header(sql: &str) -> Result<Header, String> {
                     "`{line}`: the lock timeout is not a duration (e.g. 500ms, 30s, 2m; 0 waits)"
                 )
             })?);
+        } else if let Some(v) = line.strip_prefix(COMPATIBLE_FROM_DIRECTIVE) {
+            h.compatible_from = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("`{line}`: the floor is not a migration version (a positive integer: 12)")
+            })?);
         } else {
             return Err(format!(
-                "`{line}` is not a dbinit directive (known: `{NO_TRANSACTION_MARKER}`, `{LOCK_TIMEOUT_DIRECTIVE}DURATION`)"
+                "`{line}` is not a dbinit directive (known: `{NO_TRANSACTION_MARKER}`, `{LOCK_TIMEOUT_DIRECTIVE}DURATION`, `{COMPATIBLE_FROM_DIRECTIVE}N`)"
             ));
         }
     }

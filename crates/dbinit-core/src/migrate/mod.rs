@@ -5,7 +5,8 @@
 //!
 //! From the bottom up: the set and its files ([`set`], [`header`], [`sqlsplit`], [`drift`]),
 //! what the database holds ([`history`]) and the comparison ([`plan`]), what a command did
-//! ([`report`]) and why it stopped ([`error`]); the session a file runs in ([`session`]),
+//! ([`report`]) and why it stopped ([`error`]), the compatibility floor a contract step sets
+//! ([`floor`]); the session a file runs in ([`session`]),
 //! who blocks it ([`blockers`]), the advisory lock ([`lock`]) and applying files ([`apply`]);
 //! the options ([`settings`]); databases dbinit did not build ([`adopt`]); and on top the
 //! flows: `run`, `wait` and `status`, [`preview`] (`dbinit plan`). This file only names
@@ -16,6 +17,7 @@ pub mod apply;
 pub mod blockers;
 pub mod drift;
 pub mod error;
+pub mod floor;
 pub mod header;
 pub mod history;
 pub mod lock;

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 use tracing::info;
 
 use super::error::{Error, Result};
+use super::floor;
 use super::header::is_no_transaction;
 use super::history::{self, DbState};
 use super::plan::{self, Plan};
@@ -30,6 +31,15 @@ pub(crate) async fn read_plan(client: &Client, m: &MigrateSettings) -> Result<(D
         .map_err(|e| pg_error(&format!("read the history table {}", m.history.plain()), e))?;
     let plan = plan::plan(&m.set, &state);
     Ok((state, plan))
+}
+
+/// Refuses (exit 13) when a compatibility floor recorded in the database is above the set;
+/// called only when the database is ahead of the set.
+pub(crate) async fn enforce_floor(client: &Client, m: &MigrateSettings) -> Result<()> {
+    let recorded = floor::read(client, &m.history)
+        .await
+        .map_err(|e| pg_error("read the compatibility floor from the audit table", e))?;
+    Ok(floor::check(m.set.target_version(), recorded)?)
 }
 
 /// How often `wait` looks at the history.
@@ -97,6 +107,11 @@ async fn look(
         Ok((_, plan)) => match plan.check() {
             Err(d) => Step::Fail(d.into()),
             Ok(plan) if plan.is_empty() => {
+                if !plan.future.is_empty()
+                    && let Err(e) = enforce_floor(c, m).await
+                {
+                    return Step::Fail(e);
+                }
                 let mut report = RunReport::new(&pg.database);
                 report.planned(&m.set, &plan);
                 Step::Done(report)
@@ -121,13 +136,21 @@ pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusRepo
     } else {
         (plan::plan(&m.set, &DbState::default()), Vec::new())
     };
-    Ok(StatusReport::new(
+    let ahead = !plan.future.is_empty();
+    let mut report = StatusReport::new(
         &ctx.postgres.database,
         ready.on_target,
         &m.set,
         plan,
         invalid,
-    ))
+    );
+    if ahead && let Err(e) = enforce_floor(&ready.client, m).await {
+        match e {
+            Error::Incompatible(i) => report.excluded(&i),
+            e => return Err(e),
+        }
+    }
+    Ok(report)
 }
 
 /// INVALID indexes that the set's no-transaction migrations build (named in their

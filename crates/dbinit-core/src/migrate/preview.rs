@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::adopt::{self, Adoption};
 use super::error::{Error, Result};
-use super::header::is_no_transaction;
+use super::header::{self, is_no_transaction};
 use super::history::DbState;
 use super::observe::read_plan;
 use super::plan;
@@ -24,6 +24,10 @@ pub struct PlannedScript {
     pub transaction: bool,
     /// How many statements it holds.
     pub statements: usize,
+    /// The compatibility floor it sets once applied (`-- dbinit:compatible-from=N`): releases
+    /// whose set ends below N cannot run afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatible_from: Option<i32>,
 }
 
 /// Why `run` would stop instead.
@@ -65,6 +69,7 @@ fn script(name: String, sql: &str) -> PlannedScript {
         name,
         transaction: !is_no_transaction(sql),
         statements: sqlsplit::split(sql).len(),
+        compatible_from: header::header(sql).ok().and_then(|h| h.compatible_from),
     }
 }
 
@@ -124,6 +129,12 @@ pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanRepor
         report.refusal = refuse(d.clone().into());
         return Ok(report);
     }
+    if !p.future.is_empty()
+        && let Err(e) = super::observe::enforce_floor(&ready.client, m).await
+    {
+        report.refusal = refuse(e);
+        return Ok(report);
+    }
     match adopt::decide(&ready.client, m, &state, &report.database).await {
         Ok(a) => report.adoption = a,
         Err(e @ Error::Unadopted(_)) => {
@@ -177,6 +188,12 @@ impl PlanReport {
                     },
                     s.statements
                 ));
+                if let Some(n) = s.compatible_from {
+                    out.push_str(&format!(
+                        "    sets the compatibility floor V{n}: once applied, releases whose \
+                         migrations end below V{n} cannot run against this database\n"
+                    ));
+                }
             }
         }
         if self.migrations.is_empty() && self.seeds.is_empty() && self.adoption.is_none() {

@@ -130,6 +130,8 @@ pub enum Verdict {
     Ahead,
     /// An interrupted no-transaction migration left an INVALID index.
     InvalidIndex,
+    /// An applied migration's compatibility floor is above this set ([`super::floor`]).
+    Incompatible,
 }
 
 impl Verdict {
@@ -141,6 +143,7 @@ impl Verdict {
             Self::Diverged => ExitCode::Diverged,
             Self::Ahead => ExitCode::Ahead,
             Self::InvalidIndex => ExitCode::InvalidIndex,
+            Self::Incompatible => ExitCode::Incompatible,
         }
     }
 }
@@ -181,6 +184,10 @@ pub struct StatusReport {
     pub seeds: Vec<Entry>,
     /// INVALID indexes that no-transaction migrations build.
     pub invalid_indexes: Vec<InvalidIndex>,
+    /// The compatibility floor that excludes this set, when one does (verdict
+    /// `incompatible`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incompatible: Option<String>,
 }
 
 impl StatusReport {
@@ -215,6 +222,16 @@ impl StatusReport {
             migrations: plan.migration_entries,
             seeds: plan.seed_entries,
             invalid_indexes,
+            incompatible: None,
+        }
+    }
+
+    /// Records that a compatibility floor excludes this set: the verdict, unless the history
+    /// already diverges.
+    pub fn excluded(&mut self, e: &super::floor::Incompatible) {
+        self.incompatible = Some(e.to_string());
+        if self.verdict != Verdict::Diverged {
+            self.verdict = Verdict::Incompatible;
         }
     }
 
@@ -254,6 +271,10 @@ impl StatusReport {
                     .collect::<Vec<_>>()
                     .join(", "),
                 self.target_version.map_or("-".into(), |v| v.to_string())
+            ),
+            Verdict::Incompatible => format!(
+                "incompatible: {}",
+                self.incompatible.as_deref().unwrap_or_default()
             ),
             Verdict::InvalidIndex => {
                 let i = &self.invalid_indexes[0];

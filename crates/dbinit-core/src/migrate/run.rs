@@ -159,6 +159,7 @@ async fn pass(
     };
     report.planned(&m.set, &plan);
     if !plan.future.is_empty() {
+        super::observe::enforce_floor(conn, m).await?;
         warn!(future = ?plan.future, "the database has migrations newer than this set (a newer release?); continuing");
     }
     if plan.is_empty() {

@@ -1,5 +1,6 @@
 //! The audit table: where each history row that dbinit did not write by running a file came
-//! from (a `baseline`, an `adopt` from another tool) and every `repair`, with who and when.
+//! from (a `baseline`, an `adopt` from another tool) and every `repair`, with who and when;
+//! and the compatibility floors applied files set (action `compatible-from`, [`crate::migrate::floor`]).
 //!
 //! It is a table of its own, `dbinit_audit` beside the history table, because refinery's
 //! history format has no room for a marker: `name` must match the file and `applied_on` must
@@ -50,7 +51,7 @@ pub fn table(history: &TableName) -> TableName {
 }
 
 /// Creates the audit table if missing (under the migration lock).
-fn create_sql(audit: &TableName) -> String {
+pub(crate) fn create_sql(audit: &TableName) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
