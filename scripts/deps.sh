@@ -12,6 +12,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 # The splitter's test oracle (pg_query: libpg_query through bindgen) needs libclang.
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+# tests/lint.rs checks `dbinit lint --output json` against its JSON Schema with a real validator.
+python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
 # The pooler tests run a real PgBouncer.
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 

@@ -183,6 +183,48 @@ def stats(xs):
     return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
 
 
+def lint_file_sql(i):
+    """One of 300 generated files for W5: what teams write, safe and unsafe alike."""
+    kinds = [
+        f"CREATE TABLE l_{i} (id bigint PRIMARY KEY, v text NOT NULL, created_at timestamptz DEFAULT now());\n"
+        f"CREATE INDEX l_{i}_v_idx ON l_{i} (v);\n",
+        f"CREATE INDEX l_{i}_created_idx ON l_{i - 1} (created_at);\n",
+        f"ALTER TABLE l_{i - 2} ADD COLUMN note_{i} text;\nUPDATE l_{i - 2} SET note_{i} = v WHERE id < 1000;\n",
+        f"ALTER TABLE l_{i - 3} ADD CONSTRAINT l_{i}_fk FOREIGN KEY (id) REFERENCES l_{i - 4} (id);\n",
+        f"-- dbinit:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS l_{i}_c_idx ON l_{i - 4} (v);\n",
+        f"ALTER TABLE l_{i - 5} ALTER COLUMN v TYPE varchar(200);\nALTER TABLE l_{i - 5} ALTER COLUMN v SET NOT NULL;\n",
+    ]
+    return kinds[i % len(kinds)]
+
+
+def bench_lint(runs):
+    """W5: `dbinit lint` without a database (the CI gate), whole process: this repository's
+    migrations, 300 generated files, and PostgreSQL 15's regression SQL when cached."""
+    dbinit = str(ROOT / "target/release/dbinit")
+    env = {"PATH": os.environ.get("PATH", ""), "DBINIT_LOG": "warn"}
+    work = Path(tempfile.mkdtemp(prefix="dbinit-bench-lint-"))
+    try:
+        gen = work / "generated"
+        gen.mkdir()
+        for i in range(1, 301):
+            (gen / f"V{i}__l_{i}.sql").write_text(lint_file_sql(i))
+        cases = {
+            "this repository's migrations/": [dbinit, "lint", "--offline", "--migrations-dir", str(ROOT / "migrations")],
+            "300 generated files": [dbinit, "lint", "--offline", "--migrations-dir", str(gen)],
+        }
+        cache = Path(os.environ.get("DBINIT_CACHE_DIR", Path.home() / ".cache/dbinit")) / "pg15-regress-sql"
+        if (cache / ".complete").exists():
+            files = sorted(str(p) for p in cache.glob("*.sql")
+                           if p.read_bytes().decode("utf-8", "replace") == p.read_bytes().decode("utf-8", "ignore"))
+            cases[f"PostgreSQL 15 regression SQL ({len(files)} files)"] = [dbinit, "lint", "--offline"] + files
+        out = {}
+        for name, cmd in cases.items():
+            out[name] = stats([run_timed(cmd, env) for _ in range(runs)])
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--peers", type=Path, required=True)
@@ -190,6 +232,7 @@ def main():
     ap.add_argument("--w1-runs", type=int, default=5)
     ap.add_argument("--w2-runs", type=int, default=30)
     ap.add_argument("--w4-procs", type=int, default=50)
+    ap.add_argument("--w5-runs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=ROOT / "target/bench")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -284,6 +327,7 @@ def main():
                    "floor_together_s": stats(floor_together),
                    "ratio_to_floor": statistics.median(together) / statistics.median(floor_together)},
             "binary_sizes_mb": sizes,
+            "W5_lint_s": bench_lint(a.w5_runs),
         }
         (a.out / "results.json").write_text(json.dumps(report, indent=2))
         md = markdown(report)
@@ -319,6 +363,9 @@ def markdown(r):
         "Floors: W1 is one psql session applying each file in its own transaction with a history insert; "
         "W2 is `psql -c 'select 1'`.",
         "Stripped release binaries: " + ", ".join(f"{k} {v:.2f} MB" for k, v in r["binary_sizes_mb"].items()) + ".",
+        "",
+        "W5 `dbinit lint --offline` (whole process, median): "
+        + "; ".join(f"{k} {ms(v['median'])}" for k, v in r["W5_lint_s"].items()) + ".",
     ]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ use crate::exit::ExitCode;
 use crate::migrate::adopt::baseline::{self, Request};
 use crate::migrate::adopt::{self, repair};
 use crate::migrate::report::Verdict;
-use crate::migrate::{self, MigrateSettings, preview};
+use crate::migrate::{self, MigrateSettings, preview, review};
 use crate::outcome;
 use crate::ready;
 use crate::secret::scrub;
@@ -59,6 +59,26 @@ enum Command {
     /// Accept the current file of applied version V as the truth: update its recorded
     /// checksum and write an audit record (never automatic)
     Repair(RepairCmd),
+    /// Review migrations before they run: each finding's rule, the lock its statement takes,
+    /// whether it scans or rewrites the table, and the safe way. With a database
+    /// (DATABASE_URL or POSTGRES_HOST set) it reviews the pending files, judged by the live
+    /// tables' size and locks (read-only); without one, every file statically (a CI gate)
+    Lint(LintCmd),
+}
+
+#[derive(Debug, clap::Args)]
+struct LintCmd {
+    #[command(flatten)]
+    cmd: MigrateCmd,
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Review statically even when a database is configured
+    #[arg(long)]
+    offline: bool,
+    /// Files to review, in the order they would run, instead of the migration set's
+    #[arg(value_name = "FILE")]
+    files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -210,6 +230,7 @@ impl Cli {
                 .await
             }
             Some(Command::Repair(c)) => repair_cmd(c, started).await,
+            Some(Command::Lint(c)) => lint_cmd(c, started).await,
             Some(Command::WaitDeps(a)) => {
                 let settings = match settings_or_exit(a.conn, &a.outcome) {
                     Ok(s) => s,
@@ -314,8 +335,32 @@ async fn plan_cmd(c: StatusCmd, started: Instant) -> ExitCode {
                 None => ExitCode::Ok,
                 Some(r) => ExitCode::ALL
                     .into_iter()
+                    .chain(ExitCode::LINT)
                     .find(|c| *c as u8 == r.exit_code)
                     .unwrap_or(ExitCode::Failure),
+            }
+        }
+        Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
+    }
+}
+
+async fn lint_cmd(c: LintCmd, started: Instant) -> ExitCode {
+    let live = !c.offline && config::lint::names_a_server(&c.cmd.common.conn);
+    let (settings, m, out) = match resolve_all(c.cmd) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let ctx = settings.context(&settings.identity(), started);
+    match interruptible(review::lint(live.then_some(&ctx), &m, &c.files)).await {
+        Ok(r) => {
+            let text = match c.output {
+                Output::Json => serde_json::to_string_pretty(&r).unwrap_or_default(),
+                Output::Text => r.text(),
+            };
+            println!("{}", scrub(text.trim_end(), settings.secrets()));
+            match review::gate(&r, m.lint.fail_on) {
+                None => ExitCode::Ok,
+                Some(e) => outcome::finish(Err(Error::Migrate(e)), &out, &settings.secrets()),
             }
         }
         Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),

@@ -39,6 +39,9 @@ pub enum ExitCode {
     /// A migration already applied declared a compatibility floor (`-- dbinit:compatible-from=N`)
     /// above this binary's set: this release must not run against that schema.
     Incompatible = 13,
+    /// `dbinit lint --fail-on`, or `run`/`plan` with `DBINIT_LINT_FAIL_ON`: a finding at or
+    /// above that level (a blocking lock on a large table, a dropped column, ...).
+    Unsafe = 14,
 }
 
 impl ExitCode {
@@ -75,6 +78,7 @@ impl ExitCode {
             Self::Ahead => "ahead",
             Self::InvalidIndex => "invalid-index",
             Self::Incompatible => "incompatible",
+            Self::Unsafe => "unsafe",
         }
     }
 
@@ -99,6 +103,7 @@ impl ExitCode {
                 "status --exit-code: an INVALID index left by a no-transaction migration"
             }
             Self::Incompatible => "the database requires a newer release (a compatibility floor)",
+            Self::Unsafe => "lint: a finding at or above DBINIT_LINT_FAIL_ON (--fail-on)",
         }
     }
 
@@ -106,10 +111,13 @@ impl ExitCode {
     /// failures.
     pub const STATUS: [ExitCode; 3] = [Self::Pending, Self::Ahead, Self::InvalidIndex];
 
+    /// The code of the migration review's gate (`lint --fail-on`, `DBINIT_LINT_FAIL_ON`).
+    pub const LINT: [ExitCode; 1] = [Self::Unsafe];
+
     /// The table as `--help` prints it, one code per line.
     pub fn help() -> String {
         let mut s = String::from("Exit codes:\n");
-        for c in Self::ALL.iter().chain(&Self::STATUS) {
+        for c in Self::ALL.iter().chain(&Self::STATUS).chain(&Self::LINT) {
             s.push_str(&format!("  {}  {}\n", *c as u8, c.summary()));
         }
         s
@@ -147,11 +155,15 @@ mod tests {
         let mut all: Vec<u8> = ExitCode::ALL
             .iter()
             .chain(&ExitCode::STATUS)
+            .chain(&ExitCode::LINT)
             .map(|c| *c as u8)
             .collect();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), ExitCode::ALL.len() + ExitCode::STATUS.len());
+        assert_eq!(
+            all.len(),
+            ExitCode::ALL.len() + ExitCode::STATUS.len() + ExitCode::LINT.len()
+        );
     }
 
     /// README's exit-code table is the same table: every code, in order, each row starting

@@ -13,6 +13,8 @@
 //! - [`config`] (one file per source or syntax), which builds every room's settings;
 //! - [`migrate`] (set, header, history, plan, report, its own error, session, lock, apply,
 //!   the `run`/`wait`/`status`/`plan` flows, and `adopt/` for databases dbinit did not build);
+//! - [`lint`] (reviewing files before they run: squawk's and dbinit's rules from the
+//!   `dbinit-lint` crate, the live facts of the tables they touch, verdicts);
 //! - [`ready`] (waiting for PostgreSQL and Redis), [`postgres`] (connect, TLS, quoting,
 //!   database creation, its own error) and [`redis`];
 //! - the leaves, which import nothing else of the crate ([`dependency`] only [`exit`]):
@@ -25,6 +27,7 @@ pub mod config;
 pub mod dependency;
 pub mod error;
 pub mod exit;
+pub mod lint;
 pub mod migrate;
 pub mod outcome;
 pub mod postgres;

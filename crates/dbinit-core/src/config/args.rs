@@ -363,6 +363,9 @@ pub struct MigrateArgs {
         hide_env_values = true
     )]
     pub adopt_map: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lint: super::lint::LintArgs,
 }
 
 /// Flags shared by every command that ends with an outcome.

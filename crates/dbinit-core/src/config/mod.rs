@@ -13,6 +13,7 @@ pub mod env;
 pub mod file;
 #[cfg(test)]
 mod forms_tests;
+pub mod lint;
 mod parse;
 mod postgres_url;
 mod redis_url;
@@ -22,6 +23,7 @@ mod tls_files;
 
 pub use args::{ConnArgs, MigrateArgs, OutcomeArgs};
 pub use env::Env;
+pub use lint::LintArgs;
 pub use parse::duration_setting;
 
 use file::FileConfig;
@@ -229,6 +231,7 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         Some(d) => MigrationSet::from_dir(d, seeds_dir.as_deref())?,
         None => MigrationSet::embedded()?,
     };
+    let lint = lint::resolve_lint(a.lint)?;
     let lock_timeout = duration_setting(
         a.lock_timeout,
         "DBINIT_LOCK_TIMEOUT",
@@ -275,5 +278,6 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         session,
         db_owner: a.db_owner.filter(|o| !o.is_empty()),
         repair_invalid_indexes: a.repair_invalid_indexes,
+        lint,
     })
 }

@@ -10,6 +10,7 @@ use super::report::RunReport;
 use super::set::ScriptKind;
 use crate::dependency::{self, Cause};
 use crate::exit::{self, ExitCode};
+use crate::lint::{self, Level};
 use crate::postgres;
 use crate::setting::ConfigError;
 
@@ -105,6 +106,18 @@ pub enum Error {
     /// The database was built without dbinit and has not been adopted (or cannot be as it is).
     #[error(transparent)]
     Unadopted(#[from] Refusal),
+    /// The review of the files to apply found what `DBINIT_LINT_FAIL_ON` stops at; nothing
+    /// was applied.
+    #[error("refusing to apply: {summary}; findings at or above {} stop the deploy (DBINIT_LINT_FAIL_ON); fix them, or acknowledge each with `-- dbinit:allow=RULE`", gate.as_str())]
+    Unsafe {
+        /// The level that stops.
+        gate: Level,
+        /// The findings that did, in a few words.
+        summary: String,
+    },
+    /// The review itself could not be made.
+    #[error("failed to review the migrations")]
+    Lint(#[source] lint::Error),
     /// A run stopped partway: why, and what it had done by then (refinery's `Error` carries
     /// its report the same way), so a caller can record it without asking the database.
     #[error("{}{}", cause.render(), after_failure(cause, report))]
@@ -129,6 +142,8 @@ impl Error {
             Self::Incompatible(_) => ExitCode::Incompatible,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ExitCode::Lock,
             Self::Unadopted(_) => ExitCode::Unadopted,
+            Self::Unsafe { .. } => ExitCode::Unsafe,
+            Self::Lint(_) => ExitCode::Failure,
             Self::Run { cause, .. } => cause.exit_code(),
         }
     }

@@ -17,6 +17,10 @@ pub const LOCK_TIMEOUT_DIRECTIVE: &str = "-- dbinit:lock-timeout=";
 /// ([`super::floor`]).
 pub const COMPATIBLE_FROM_DIRECTIVE: &str = "-- dbinit:compatible-from=";
 
+/// The comment that acknowledges lint findings (`-- dbinit:allow=rule[,rule]`): read by the
+/// review, not here; accepted in the header so it can cover the whole file.
+pub const ALLOW_DIRECTIVE: &str = "-- dbinit:allow=";
+
 /// What a file's leading comment lines ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Header {
@@ -48,6 +52,9 @@ pub fn header(sql: &str) -> Result<Header, String> {
         }
         if line == NO_TRANSACTION_MARKER {
             h.no_transaction = true;
+        } else if line.starts_with(ALLOW_DIRECTIVE) {
+            // The review checks the rule names (an unknown one is a finding, not an error:
+            // it changes nothing about how the file runs).
         } else if let Some(v) = line.strip_prefix(LOCK_TIMEOUT_DIRECTIVE) {
             h.lock_timeout = Some(parse_duration(v).ok_or_else(|| {
                 format!(
@@ -60,7 +67,7 @@ pub fn header(sql: &str) -> Result<Header, String> {
             })?);
         } else {
             return Err(format!(
-                "`{line}` is not a dbinit directive (known: `{NO_TRANSACTION_MARKER}`, `{LOCK_TIMEOUT_DIRECTIVE}DURATION`, `{COMPATIBLE_FROM_DIRECTIVE}N`)"
+                "`{line}` is not a dbinit directive (known: `{NO_TRANSACTION_MARKER}`, `{LOCK_TIMEOUT_DIRECTIVE}DURATION`, `{COMPATIBLE_FROM_DIRECTIVE}N`, `{ALLOW_DIRECTIVE}RULE[,RULE]`)"
             ));
         }
     }
@@ -87,6 +94,9 @@ mod tests {
         let h = header("SELECT 1;\n-- dbinit:no-transaction").expect("ok");
         assert!(!h.no_transaction);
         assert!(header("-- dbinit: prose about dbinit\nSELECT 1").is_ok());
+        let h = header("-- dbinit:allow=ban-drop-column\n-- dbinit:no-transaction\nSELECT 1")
+            .expect("ok");
+        assert!(h.no_transaction);
         let e = header("-- dbinit:lock-timeout=soon\nSELECT 1").expect_err("bad");
         assert!(e.contains("lock-timeout=soon") && e.contains("30s"), "{e}");
         let e = header("-- dbinit:no-transactions\nSELECT 1").expect_err("typo");

@@ -9,7 +9,8 @@
 //! ([`floor`]); the session a file runs in ([`session`]),
 //! who blocks it ([`blockers`]), the advisory lock ([`lock`]) and applying files ([`apply`]);
 //! the options ([`settings`]); databases dbinit did not build ([`adopt`]); and on top the
-//! flows: `run`, `wait` and `status`, [`preview`] (`dbinit plan`). This file only names
+//! flows: `run`, `wait` and `status`, [`preview`] (`dbinit plan`), [`review`] (`dbinit
+//! lint`, and the review `plan` and `run` make of what they would apply). This file only names
 //! them: no room below imports it.
 
 pub mod adopt;
@@ -25,6 +26,7 @@ mod observe;
 pub mod plan;
 pub mod preview;
 pub mod report;
+pub mod review;
 mod run;
 pub mod session;
 pub mod set;

@@ -10,9 +10,11 @@ use super::header::{self, is_no_transaction};
 use super::history::DbState;
 use super::observe::read_plan;
 use super::plan;
+use super::review;
 use super::set::MigrationSet;
 use super::settings::MigrateSettings;
 use super::sqlsplit;
+use crate::lint::{Db, Review};
 use crate::ready::{self, Context};
 
 /// One file `run` would apply.
@@ -62,6 +64,9 @@ pub struct PlanReport {
     pub future: Vec<String>,
     /// Why `run` would refuse, if it would.
     pub refusal: Option<PlannedRefusal>,
+    /// What the files `run` would apply will do to the live tables (`dbinit lint`'s
+    /// review, with the live facts).
+    pub lint: Option<Review>,
 }
 
 fn script(name: String, sql: &str) -> PlannedScript {
@@ -108,15 +113,8 @@ pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanRepor
         seeds: Vec::new(),
         future: Vec::new(),
         refusal: None,
+        lint: None,
     };
-    if !ready.on_target {
-        let p = plan::plan(&m.set, &DbState::default());
-        (report.migrations, report.seeds) = scripts(&m.set, &p, None);
-        return Ok(report);
-    }
-    let (state, p) = read_plan(&ready.client, m).await?;
-    report.applied_version = p.applied_version;
-    report.future = p.future.clone();
     let refuse = |e: Error| {
         let code = e.exit_code();
         Some(PlannedRefusal {
@@ -125,6 +123,18 @@ pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanRepor
             message: e.render(),
         })
     };
+    if !ready.on_target {
+        let p = plan::plan(&m.set, &DbState::default());
+        (report.migrations, report.seeds) = scripts(&m.set, &p, None);
+        let pending = review::pending(&m.set, &p, None);
+        let lint = review::review(pending, Db::New(&ready.client), &m.lint).await?;
+        report.refusal = review::gate(&lint, m.lint.fail_on).and_then(refuse);
+        report.lint = Some(lint);
+        return Ok(report);
+    }
+    let (state, p) = read_plan(&ready.client, m).await?;
+    report.applied_version = p.applied_version;
+    report.future = p.future.clone();
     if let Some(d) = &p.divergence {
         report.refusal = refuse(d.clone().into());
         return Ok(report);
@@ -145,6 +155,12 @@ pub async fn preview(ctx: &Context<'_>, m: &MigrateSettings) -> Result<PlanRepor
     }
     let skip = report.adoption.as_ref().map(|a| a.version);
     (report.migrations, report.seeds) = scripts(&m.set, &p, skip);
+    let pending = review::pending(&m.set, &p, skip);
+    let lint = review::review(pending, Db::Live(&ready.client), &m.lint).await?;
+    if let Some(e) = review::gate(&lint, m.lint.fail_on) {
+        report.refusal = refuse(e);
+    }
+    report.lint = Some(lint);
     Ok(report)
 }
 
@@ -167,6 +183,9 @@ impl PlanReport {
                 "run would refuse ({} exit {}): {}\n",
                 r.kind, r.exit_code, r.message
             ));
+            if let Some(l) = &self.lint {
+                out.push_str(&l.text());
+            }
             return out;
         }
         if let Some(a) = &self.adoption {
@@ -204,6 +223,9 @@ impl PlanReport {
                 "newer than this set (tolerated): {}\n",
                 self.future.join(", ")
             ));
+        }
+        if let Some(l) = &self.lint {
+            out.push_str(&l.text());
         }
         out
     }

@@ -15,7 +15,7 @@ use super::observe::read_plan;
 use super::report::RunReport;
 use super::session::pg_error;
 use super::settings::MigrateSettings;
-use super::{apply, history};
+use super::{apply, history, review};
 use crate::dependency;
 use crate::postgres::connect::{connect_target, target_label};
 use crate::postgres::database;
@@ -240,6 +240,9 @@ async fn migrate_locked(
         .map(|&i| &m.set.migrations[i])
         .collect();
     let seeds: Vec<_> = plan.seeds.iter().map(|&i| &m.set.seeds[i]).collect();
+    // What these files will do to the live tables: logged, and a refusal only when
+    // DBINIT_LINT_FAIL_ON asks for one.
+    review::before_apply(&work, m, review::pending(&m.set, &plan, None)).await?;
     let on_table_wait = |file: &str, holder: Option<&str>| {
         on_wait(&format!(
             "{file} waits for table locks held by {}",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::adopt::settings::AdoptSettings;
 use super::session::SessionSettings;
 use super::set::MigrationSet;
+use crate::lint::LintSettings;
 use crate::postgres::sql::TableName;
 
 /// Checked migration options.
@@ -27,4 +28,6 @@ pub struct MigrateSettings {
     pub repair_invalid_indexes: bool,
     /// What to do with a database that has no dbinit history but is not empty.
     pub adopt: AdoptSettings,
+    /// How `lint`, `plan` and `run` judge what the files will do (`DBINIT_LINT_*`).
+    pub lint: LintSettings,
 }
