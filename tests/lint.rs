@@ -151,7 +151,10 @@ fn fail_on_is_the_gate() {
         "{}",
         blocked.stderr
     );
-    code(&lint(&["--fail-on", "block"], &[safe_file.clone()]), 0);
+    code(
+        &lint(&["--fail-on", "block"], std::slice::from_ref(&safe_file)),
+        0,
+    );
     // The same gate from the environment; without one, lint reports and exits 0.
     let mut c = command("dbinit");
     c.args(["lint"])
