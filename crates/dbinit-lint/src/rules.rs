@@ -43,7 +43,7 @@ pub mod own {
     pub const HELD_LOCK: &str = "held-lock";
 }
 
-const EXPAND_CONTRACT: &str = "expand/contract: first release code that no longer uses it and let the rollout finish, then drop or rename it in a later release (for a rename: add the new name, write both, backfill, switch reads, drop the old)";
+const EXPAND_CONTRACT: &str = "expand/contract: first release code that no longer uses it and let the rollout finish, then drop or rename it in a later release (for a rename: add the new name, write both, backfill, switch reads, drop the old); mark that contract file `-- dbinit:compatible-from=N` (N: the first version of the release that stopped using it) so older releases refuse to run against it";
 const NOT_VALID: &str = "add it with NOT VALID (no scan, brief lock), then `ALTER TABLE ... VALIDATE CONSTRAINT` in the next file (a scan that lets reads and writes go on)";
 const CONCURRENT_INDEX: &str = "`CREATE INDEX CONCURRENTLY IF NOT EXISTS` in its own file starting with `-- dbinit:no-transaction` (an interrupted build leaves an INVALID index: see DBINIT_REPAIR_INVALID_INDEXES)";
 const REPACK: &str = "pg_repack or pg_squeeze rewrite without the long lock; plain VACUUM reclaims space for reuse without one; PostgreSQL 19: REPACK CONCURRENTLY";

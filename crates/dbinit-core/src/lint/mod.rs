@@ -52,6 +52,9 @@ pub struct Script {
     pub sql: String,
     /// Whether it runs in a transaction.
     pub transaction: bool,
+    /// Its compatibility floor (`-- dbinit:compatible-from=N`): a declared contract step,
+    /// which releases below N refuse to run against.
+    pub compatible_from: Option<i32>,
 }
 
 /// The database the review reads, if any.
@@ -92,6 +95,7 @@ async fn lint_all(scripts: Vec<Script>, pg: PgVersion) -> Result<Vec<Linted>, Er
                     }),
                     name: s.name,
                     transaction: s.transaction,
+                    compatible_from: s.compatible_from,
                 })
                 .collect();
             let _ = tx.send(out);

@@ -14,6 +14,7 @@ fn linted(name: &str, sql: &str) -> Linted {
     Linted {
         name: name.into(),
         transaction,
+        compatible_from: None,
         lint: dbinit_lint::lint(&Input {
             sql,
             in_transaction: transaction,
@@ -151,6 +152,18 @@ fn breaking_and_failing_findings_block_whatever_the_size() {
     );
     assert_eq!(verdicts(&r), vec![("ban-drop-column".into(), Level::Ok)]);
     assert!(r.files[0].findings[0].allowed);
+    // A declared contract step: older releases refuse to run against it.
+    let mut l = linted("V8", "ALTER TABLE users DROP COLUMN legacy;");
+    l.compatible_from = Some(7);
+    let r = review(
+        vec![l],
+        Some(&m),
+        Source::Live,
+        "15.0".into(),
+        &LintSettings::default(),
+    );
+    assert_eq!(verdicts(&r), vec![("ban-drop-column".into(), Level::Ok)]);
+    assert!(r.files[0].findings[0].reason.contains("compatible-from=7"));
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub struct Linted {
     pub name: String,
     /// Whether it runs in a transaction.
     pub transaction: bool,
+    /// Its compatibility floor, if it declares one.
+    pub compatible_from: Option<i32>,
     /// The static result.
     pub lint: FileLint,
 }
@@ -77,7 +79,12 @@ fn size_verdict(t: &TableFacts, s: &LintSettings) -> (Level, String) {
     }
 }
 
-fn judge(f: &Finding, main: Option<(&Target, Known)>, s: &LintSettings) -> (Level, String) {
+fn judge(
+    f: &Finding,
+    main: Option<(&Target, Known)>,
+    floor: Option<i32>,
+    s: &LintSettings,
+) -> (Level, String) {
     if f.allowed {
         return (
             Level::Ok,
@@ -106,6 +113,13 @@ fn judge(f: &Finding, main: Option<(&Target, Known)>, s: &LintSettings) -> (Leve
                 );
             }
             match (class, known.facts) {
+                (Class::Breaks, _) if floor.is_some() => (
+                    Level::Ok,
+                    format!(
+                        "a declared contract step (`-- dbinit:compatible-from={0}`): releases whose migrations end below V{0} refuse to run against it",
+                        floor.unwrap_or_default()
+                    ),
+                ),
                 (Class::Breaks, _) => (
                     Level::Block,
                     "the old pods still serving during a rolling update use it".into(),
@@ -226,7 +240,12 @@ pub fn review(
                 .collect()
         };
         for f in lint.findings.iter().filter(|f| f.statement.is_none()) {
-            findings.push(judged(f, None, Vec::new(), judge(f, None, s)));
+            findings.push(judged(
+                f,
+                None,
+                Vec::new(),
+                judge(f, None, file.compatible_from, s),
+            ));
         }
         for stmt in &lint.statements {
             let table_facts = facts_of(stmt);
@@ -246,7 +265,7 @@ pub fn review(
                     f,
                     Some(stmt),
                     table_facts.clone(),
-                    judge(f, main, s),
+                    judge(f, main, file.compatible_from, s),
                 ));
             }
             if !is_new {

@@ -20,10 +20,12 @@ use crate::setting::ConfigError;
 
 fn migration_script(m: &refinery::Migration) -> Script {
     let sql = m.sql().unwrap_or_default();
+    let h = header::header(sql).unwrap_or_default();
     Script {
         name: m.to_string(),
         sql: sql.to_string(),
-        transaction: !header::is_no_transaction(sql),
+        transaction: !h.no_transaction,
+        compatible_from: h.compatible_from,
     }
 }
 
@@ -32,6 +34,7 @@ fn seed_script(s: &Seed) -> Script {
         name: s.name.clone(),
         sql: s.sql.clone(),
         transaction: true,
+        compatible_from: None,
     }
 }
 
@@ -70,6 +73,7 @@ fn given(files: &[PathBuf]) -> std::result::Result<Vec<Script>, ConfigError> {
                 name: display(p),
                 sql,
                 transaction: !h.no_transaction,
+                compatible_from: h.compatible_from,
             })
         })
         .collect()
