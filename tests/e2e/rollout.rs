@@ -98,14 +98,29 @@ fn forty_replicas_with_dbinit_wait_roll_out_on_two_nodes_while_the_hook_job_migr
             peak
         });
         // The Deployment arrives while the Job is mid-migration (at the gate); the gate opens
-        // once all its pods exist.
+        // once every pod's `dbinit wait` is connected and waiting: all 40 at once.
         w.ns.apply(&deployment("waiters", REPLICAS, waiting_pod(&w)));
-        deadline_loop("all pods created", Duration::from_secs(120), || {
-            match w.ns.pods("app=waiters").len() {
-                n if n == REPLICAS => Ok(()),
-                n => Err(format!("{n} pods")),
-            }
-        });
+        deadline_loop(
+            "every pod's dbinit wait connected",
+            Duration::from_secs(600),
+            || {
+                let n: usize = w
+                .db
+                .pg
+                .psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%waiters-%'",
+                )
+                .parse()
+                .unwrap_or(0);
+                if n >= REPLICAS {
+                    Ok(())
+                } else {
+                    Err(format!("{n} waiting"))
+                }
+            },
+        );
+        let opened = crate::hook::wall();
         gate.open();
         let f = helm.join().expect("helm thread");
         assert_eq!(f.code, Some(0), "helm install: {}{}", f.stdout, f.stderr);
@@ -116,8 +131,9 @@ fn forty_replicas_with_dbinit_wait_roll_out_on_two_nodes_while_the_hook_job_migr
             crate::common::secs(took),
         );
         stop.store(true, Ordering::Relaxed);
-        sampler.join().expect("sampler")
+        (sampler.join().expect("sampler"), opened)
     });
+    let (peak, opened) = peak;
     assert_once(&w);
     let spread = per_node(&w, "app=waiters");
     figure(
@@ -144,11 +160,29 @@ fn forty_replicas_with_dbinit_wait_roll_out_on_two_nodes_while_the_hook_job_migr
     }
     let (p50, p99) = percentiles(w.ns.ready_seconds("app=waiters"));
     figure(
-        "40 replicas (dbinit wait): create -> Ready p50 / p99, s",
+        "40 replicas (dbinit wait): create -> Ready p50 / p99, s (includes the migration)",
+        format!("{p50} / {p99}"),
+    );
+    let after_gate: Vec<i64> =
+        w.ns.pods("app=waiters")
+            .iter()
+            .filter_map(|p| {
+                let c = p["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Ready")?;
+                let at = dbinit_tests::node::parse_time(c["lastTransitionTime"].as_str()?)?;
+                Some((at as f64 - opened).ceil() as i64)
+            })
+            .collect();
+    let (p50, p99) = percentiles(after_gate);
+    figure(
+        "40 replicas (dbinit wait): migration done (gate open) -> Ready p50 / p99, s",
         format!("{p50} / {p99}"),
     );
 
-    // The same Deployment with a do-nothing init container, on the migrated database.
+    // The same Deployment with a do-nothing init container, on the migrated database, once
+    // the first one's pods are gone.
     w.ns.ok(&[
         "delete",
         "deployment",
@@ -156,6 +190,14 @@ fn forty_replicas_with_dbinit_wait_roll_out_on_two_nodes_while_the_hook_job_migr
         "--wait=true",
         "--timeout=180s",
     ]);
+    deadline_loop(
+        "the first Deployment's pods gone",
+        Duration::from_secs(300),
+        || match w.ns.pods("app=waiters").len() {
+            0 => Ok(()),
+            n => Err(format!("{n} left")),
+        },
+    );
     let mut pod = waiting_pod(&w);
     pod["initContainers"][0]["command"] = json!(["/dbinit", "--version"]);
     w.ns.apply(&deployment("plain", REPLICAS, pod));
