@@ -243,6 +243,7 @@ pub fn lint(input: &Input) -> FileLint {
     let ranges: Vec<(u32, u32)> = stmts.iter().map(stmt_range).collect();
     let statement_at = |offset: u32| ranges.iter().position(|&(s, e)| s <= offset && offset < e);
 
+    let lines = allow::Lines::new(text);
     let violations = squawk_violations(&parse, input);
     let own = own::check(&stmts, input.in_transaction, input.pg_version);
     let (allows, ignores) = allow::read(&parse.syntax_node(), text, &ranges);
@@ -262,12 +263,12 @@ pub fn lint(input: &Input) -> FileLint {
             statement: statement_at(v.text_range.start().into()),
             start: v.text_range.start().into(),
             end: v.text_range.end().into(),
-            line: allow::line_of(text, v.text_range.start().into()),
+            line: lines.of(v.text_range.start().into()),
             allowed: false,
         });
     }
     for r in own {
-        let line = allow::line_of(text, r.start);
+        let line = lines.of(r.start);
         let statement = statement_at(r.start);
         if ignores.covers(r.rule, line)
             || (r.rule == rules::own::CONCURRENTLY_IN_TRANSACTION
@@ -309,7 +310,7 @@ pub fn lint(input: &Input) -> FileLint {
             statement: statement_at(start),
             start,
             end: e.range().end().into(),
-            line: allow::line_of(text, start),
+            line: lines.of(start),
             allowed: false,
         });
     }
@@ -329,7 +330,7 @@ pub fn lint(input: &Input) -> FileLint {
                 statement: None,
                 start: a.start,
                 end: a.end,
-                line: allow::line_of(text, a.start),
+                line: lines.of(a.start),
                 allowed: false,
             });
         }
@@ -354,8 +355,8 @@ pub fn lint(input: &Input) -> FileLint {
                 index,
                 start,
                 end,
-                line: allow::line_of(text, start),
-                end_line: allow::line_of(text, end),
+                line: lines.of(start),
+                end_line: lines.of(end),
                 excerpt: targets::excerpt(stmt, 80),
                 targets: targets::targets(stmt),
                 lock,
