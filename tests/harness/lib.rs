@@ -24,6 +24,7 @@ pub mod node;
 mod pgbouncer;
 mod psql_session;
 pub mod tls;
+pub mod tools;
 pub use kube_api::KubeApi;
 pub use pgbouncer::{PgBouncer, PoolMode};
 pub use psql_session::PsqlSession;

@@ -303,12 +303,13 @@ async fn repair_cmd(c: RepairCmd, started: Instant) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let v = match c.target.trim().parse::<i32>() {
+    let v = match c.target.trim().parse::<i64>() {
         Ok(v) => v,
         Err(_) => {
             let e = ConfigError(format!(
-                "invalid --version: {:?} is not a migration version (a number, e.g. 3)",
-                c.target
+                "invalid --version: {:?} is not a migration version (a number from 0 to {}, e.g. 3)",
+                c.target,
+                i64::MAX
             ));
             return outcome::finish(Err(Error::Config(e)), &out, &[]);
         }

@@ -258,8 +258,9 @@ pub struct ConnArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Migrations")]
 pub struct MigrateArgs {
-    /// Directory of migrations (V1__name.sql) to use instead of the set built into the
-    /// binary, e.g. a mounted ConfigMap; seeds are read from its seeds/ subdirectory
+    /// Directory of migrations (V1__name.sql, or sqlx's, golang-migrate's, dbmate's or
+    /// Prisma's layout) to use instead of the set built into the binary, e.g. a mounted
+    /// ConfigMap; seeds are read from its seeds/ subdirectory
     /// [default: /migrations if it exists, else the set built in]
     #[arg(
         long,
@@ -272,6 +273,15 @@ pub struct MigrateArgs {
     /// exists and no migrations directory is given. A field so tests can point it elsewhere.
     #[arg(skip = PathBuf::from(IMAGE_MIGRATIONS_DIR))]
     pub image_migrations_dir: PathBuf,
+    /// How the migration files are named: dbinit (V1__name.sql), sqlx, golang-migrate,
+    /// dbmate or prisma [default: detected from the files]
+    #[arg(
+        long,
+        env = "DBINIT_LAYOUT",
+        value_name = "LAYOUT",
+        hide_env_values = true
+    )]
+    pub layout: Option<String>,
     /// Directory of seed files [default: MIGRATIONS_DIR/seeds]
     #[arg(
         long,
@@ -355,7 +365,8 @@ pub struct MigrateArgs {
     )]
     pub adopt_from: Option<String>,
     /// File mapping the other tool's versions to dbinit versions, one `theirs = N` per line
-    /// (required for Alembic revision ids and timestamp versions)
+    /// (for Alembic revision ids, Django migrations, Flyway dotted versions; not needed when
+    /// the folder holds the tool's own files)
     #[arg(
         long,
         env = "DBINIT_ADOPT_MAP",

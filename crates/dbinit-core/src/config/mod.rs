@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use crate::migrate::adopt::settings::AdoptSettings;
 use crate::migrate::session::SessionSettings;
-use crate::migrate::set::MigrationSet;
+use crate::migrate::set::{Layout, MigrationSet};
 use crate::migrate::settings::MigrateSettings;
 use crate::postgres::PostgresSettings;
 use crate::postgres::sql::TableName;
@@ -227,10 +227,26 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         }
         None => None,
     };
+    let layout = set(a.layout)
+        .map(|l| {
+            Layout::parse(&l).ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid DBINIT_LAYOUT (--layout): {l:?} is not a layout dbinit reads (one of {})",
+                    Layout::ALL.map(Layout::id).join(", ")
+                ))
+            })
+        })
+        .transpose()?;
     let migrations = match &dir {
-        Some(d) => MigrationSet::from_dir(d, seeds_dir.as_deref())?,
-        None => MigrationSet::embedded()?,
+        Some(d) => MigrationSet::from_dir(d, seeds_dir.as_deref(), layout)?,
+        None => MigrationSet::embedded(layout)?,
     };
+    tracing::info!(
+        layout = %migrations.layout,
+        detected = layout.is_none(),
+        migrations = migrations.migrations.len(),
+        "migration files"
+    );
     let lint = lint::resolve_lint(a.lint)?;
     let lock_timeout = duration_setting(
         a.lock_timeout,

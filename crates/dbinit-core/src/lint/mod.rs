@@ -54,7 +54,7 @@ pub struct Script {
     pub transaction: bool,
     /// Its compatibility floor (`-- dbinit:compatible-from=N`): a declared contract step,
     /// which releases below N refuse to run against.
-    pub compatible_from: Option<i32>,
+    pub compatible_from: Option<i64>,
 }
 
 /// The database the review reads, if any.

@@ -17,7 +17,7 @@ pub struct Linted {
     /// Whether it runs in a transaction.
     pub transaction: bool,
     /// Its compatibility floor, if it declares one.
-    pub compatible_from: Option<i32>,
+    pub compatible_from: Option<i64>,
     /// The static result.
     pub lint: FileLint,
 }
@@ -82,7 +82,7 @@ fn size_verdict(t: &TableFacts, s: &LintSettings) -> (Level, String) {
 fn judge(
     f: &Finding,
     main: Option<(&Target, Known)>,
-    floor: Option<i32>,
+    floor: Option<i64>,
     s: &LintSettings,
 ) -> (Level, String) {
     if f.allowed {

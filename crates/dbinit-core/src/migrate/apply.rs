@@ -23,7 +23,7 @@ use super::header::{self, NO_TRANSACTION_MARKER};
 use super::history::{insert_migration_sql, insert_seed_sql};
 use super::report::RunReport;
 use super::session::{Fault, RESET_SQL, SessionSettings, fault, pg_error};
-use super::set::{ScriptKind, Seed};
+use super::set::{Migration, ScriptKind, Seed};
 use super::sqlsplit;
 use crate::postgres::describe;
 use crate::postgres::sql::{TableName, quote_ident, quote_literal};
@@ -260,17 +260,17 @@ async fn transactional(
 pub async fn migrations(
     c: &Conn<'_>,
     history: &TableName,
-    migrations: &[&refinery::Migration],
+    migrations: &[&Migration],
     seeds_follow: bool,
     repair_invalid_indexes: bool,
     report: &mut RunReport,
 ) -> Result<()> {
     for (i, m) in migrations.iter().enumerate() {
-        let sql = m.sql().unwrap_or_default();
+        let sql = m.sql();
         let header = header::header(sql).unwrap_or_default();
         let last = i + 1 == migrations.len() && !seeds_follow;
         let started = std::time::Instant::now();
-        if header.no_transaction {
+        if m.no_transaction() {
             without_transaction(c, history, m, header.lock_timeout, repair_invalid_indexes).await?;
         } else {
             transactional(
@@ -325,13 +325,13 @@ pub async fn seeds(
 async fn without_transaction(
     c: &Conn<'_>,
     history: &TableName,
-    m: &refinery::Migration,
+    m: &Migration,
     lock_timeout: Option<Duration>,
     repair: bool,
 ) -> Result<()> {
     fence(c, ScriptKind::Migration, &m.to_string())?;
     let client = c.work;
-    let sql = m.sql().unwrap_or_default();
+    let sql = m.sql();
     let statements = sqlsplit::split(sql);
     check_invalid_indexes(client, m, &statements, repair).await?;
     client
@@ -378,7 +378,7 @@ async fn without_transaction(
 /// stop with the repair statement, or (with `--repair-invalid-indexes`) drop them first.
 async fn check_invalid_indexes(
     client: &Client,
-    m: &refinery::Migration,
+    m: &Migration,
     statements: &[sqlsplit::Statement<'_>],
     repair: bool,
 ) -> Result<()> {

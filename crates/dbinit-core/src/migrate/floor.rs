@@ -16,6 +16,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::adopt::audit;
 use super::header;
+use super::history::{is_wide, widen_sql};
+use super::set::Migration;
 use crate::postgres::sql::{TableName, quote_literal};
 
 /// The audit table's action word of a floor row.
@@ -28,17 +30,17 @@ pub const ACTION: &str = "compatible-from";
 )]
 pub struct Incompatible {
     /// The floor: the lowest last version a release's set may have.
-    pub from: i32,
+    pub from: i64,
     /// The applied migration that declared it ("V14__drop_legacy_price").
     pub migration: String,
     /// Where this release's set ends.
-    pub ends_at: i32,
+    pub ends_at: i64,
 }
 
 /// The floor `m` declares, checked against its own version: a file cannot exclude the release
 /// that brings it.
-pub fn declared(m: &refinery::Migration) -> Result<Option<i32>, String> {
-    let sql = m.sql().unwrap_or_default();
+pub fn declared(m: &Migration) -> Result<Option<i64>, String> {
+    let sql = m.sql();
     let h = header::header(sql)?;
     match h.compatible_from {
         Some(n) if n > m.version() => Err(format!(
@@ -48,7 +50,7 @@ pub fn declared(m: &refinery::Migration) -> Result<Option<i32>, String> {
             m.version(),
             m.version()
         )),
-        Some(_) if h.no_transaction => Err(format!(
+        Some(_) if m.no_transaction() => Err(format!(
             "`{}` needs a transactional file: the floor is recorded in the file's own transaction",
             header::COMPATIBLE_FROM_DIRECTIVE
         )),
@@ -58,13 +60,19 @@ pub fn declared(m: &refinery::Migration) -> Result<Option<i32>, String> {
 
 /// `record` (the statement recording `m` in the history), followed by the statements that
 /// record `m`'s floor when it declares one: the same transaction commits both or neither.
-pub fn with_record(history: &TableName, m: &refinery::Migration, record: String) -> String {
+pub fn with_record(history: &TableName, m: &Migration, record: String) -> String {
     let Ok(Some(from)) = declared(m) else {
         return record;
     };
     let table = audit::table(history);
+    // An audit table an older dbinit made has an int4 version.
+    let widen = if is_wide(m.version()) {
+        format!("{};\n", widen_sql(&table))
+    } else {
+        String::new()
+    };
     format!(
-        "{record};\n{};\nINSERT INTO {} (action, version, name, source, new_checksum, actor) VALUES ({}, {}, {}, {}, {}, current_user || coalesce(' (' || nullif(current_setting('application_name', true), '') || ')', ''))",
+        "{record};\n{};\n{widen}INSERT INTO {} (action, version, name, source, new_checksum, actor) VALUES ({}, {}, {}, {}, {}, current_user || coalesce(' (' || nullif(current_setting('application_name', true), '') || ')', ''))",
         audit::create_sql(&table),
         table.sql(),
         quote_literal(ACTION),
@@ -80,7 +88,7 @@ pub fn with_record(history: &TableName, m: &refinery::Migration, record: String)
 pub async fn read(
     client: &Client,
     history: &TableName,
-) -> Result<Option<(i32, String)>, tokio_postgres::Error> {
+) -> Result<Option<(i64, String)>, tokio_postgres::Error> {
     let table = audit::table(history);
     // Simple protocol, quoted literals: nothing for a transaction-mode pooler to mix up.
     let exists = client
@@ -95,7 +103,7 @@ pub async fn read(
     let rows = client
         .simple_query(&format!(
             "SELECT source || ' V' || version || '__' || name FROM {} WHERE action = {} \
-             AND source ~ '^[0-9]+$' ORDER BY source::int DESC, version DESC LIMIT 1",
+             AND source ~ '^[0-9]+$' ORDER BY source::bigint DESC, version DESC LIMIT 1",
             table.sql(),
             quote_literal(ACTION)
         ))
@@ -114,7 +122,7 @@ fn first(messages: &[SimpleQueryMessage]) -> Option<String> {
 }
 
 /// Whether a set ending at `ends_at` may run under `floor` (from [`read`]).
-pub fn check(ends_at: Option<i32>, floor: Option<(i32, String)>) -> Result<(), Incompatible> {
+pub fn check(ends_at: Option<i64>, floor: Option<(i64, String)>) -> Result<(), Incompatible> {
     match floor {
         Some((from, migration)) if ends_at.unwrap_or(0) < from => Err(Incompatible {
             from,
@@ -129,8 +137,8 @@ pub fn check(ends_at: Option<i32>, floor: Option<(i32, String)>) -> Result<(), I
 mod tests {
     use super::*;
 
-    fn mig(name: &str, sql: &str) -> refinery::Migration {
-        refinery::Migration::unapplied(name, sql).expect("migration")
+    fn mig(name: &str, sql: &str) -> Migration {
+        Migration::dbinit(name, sql).expect("migration")
     }
 
     #[test]

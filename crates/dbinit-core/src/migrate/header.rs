@@ -29,7 +29,7 @@ pub struct Header {
     /// `-- dbinit:lock-timeout=DURATION`.
     pub lock_timeout: Option<Duration>,
     /// `-- dbinit:compatible-from=N`.
-    pub compatible_from: Option<i32>,
+    pub compatible_from: Option<i64>,
 }
 
 /// Reads the directives (`-- dbinit:name[=value]`) among the file's leading blank and

@@ -5,18 +5,23 @@
 //! checksum`), so refinery-based tools read it too; seeds have their own table keyed by
 //! (name, checksum). Reading both is one round trip, with no lock and no writes: that is the
 //! whole cost of a run on an up-to-date database.
+//!
+//! Versions are 64-bit, but the `version` column stays `int4` while every version fits, so an
+//! older dbinit (or refinery without `int8-versions`) rolled back to still reads it. The first
+//! version above 2147483647 converts it to `bigint` ([`widen_sql`]) in the transaction that
+//! records that version, under the migration lock. Readers accept both.
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::set::Seed;
+use super::set::{Migration, Seed};
 use crate::postgres::sql::{TableName, quote_literal};
 
 /// One row of the migration history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedMigration {
     /// Version.
-    pub version: i32,
+    pub version: i64,
     /// Name (without the `V1__` prefix).
     pub name: String,
     /// When, as refinery writes it (RFC 3339).
@@ -160,11 +165,33 @@ pub async fn ensure_tables(
         .await
 }
 
-/// The statement that records a migration, in refinery's format (RFC 3339 `applied_on`,
-/// decimal checksum), run in the migration's own transaction.
-pub fn insert_migration_sql(history: &TableName, m: &refinery::Migration) -> String {
+/// Whether `version` needs a `bigint` column.
+pub fn is_wide(version: i64) -> bool {
+    i32::try_from(version).is_err()
+}
+
+/// The statement that converts `table`'s `version` column from `int4` to `bigint` when it is
+/// still `int4` (and does nothing otherwise), for a version that does not fit: run in the
+/// transaction that records that version, so the conversion and the row commit together.
+pub fn widen_sql(table: &TableName) -> String {
     format!(
-        "INSERT INTO {} (version, name, applied_on, checksum) VALUES ({}, {}, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), {})",
+        "DO $dbinit$ BEGIN IF (SELECT atttypid FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'version' AND NOT attisdropped) = 'int4'::regtype THEN ALTER TABLE {} ALTER COLUMN version TYPE bigint; END IF; END $dbinit$",
+        quote_literal(&table.sql()),
+        table.sql()
+    )
+}
+
+/// The statement that records a migration, in refinery's format (RFC 3339 `applied_on`,
+/// decimal checksum), run in the migration's own transaction; preceded by [`widen_sql`]
+/// when the version needs it.
+pub fn insert_migration_sql(history: &TableName, m: &Migration) -> String {
+    let widen = if is_wide(m.version()) {
+        format!("{};\n", widen_sql(history))
+    } else {
+        String::new()
+    };
+    format!(
+        "{widen}INSERT INTO {} (version, name, applied_on, checksum) VALUES ({}, {}, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), {})",
         history.sql(),
         m.version(),
         quote_literal(m.name()),
@@ -174,7 +201,7 @@ pub fn insert_migration_sql(history: &TableName, m: &refinery::Migration) -> Str
 
 /// The statement that makes an applied migration's row match its file again (name and
 /// checksum), for `dbinit repair`.
-pub fn update_migration_sql(history: &TableName, m: &refinery::Migration) -> String {
+pub fn update_migration_sql(history: &TableName, m: &Migration) -> String {
     format!(
         "UPDATE {} SET checksum = {}, name = {} WHERE version = {}",
         history.sql(),
@@ -192,4 +219,34 @@ pub fn insert_seed_sql(seeds_table: &TableName, s: &Seed) -> String {
         quote_literal(&s.name),
         quote_literal(&s.checksum)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_wide_version_widens_the_column_in_its_own_statement() {
+        let h = TableName::parse("t", "app.refinery_schema_history").expect("ok");
+        let small = Migration::dbinit("V2147483647__top", "SELECT 1").expect("ok");
+        let sql = insert_migration_sql(&h, &small);
+        assert!(
+            sql.starts_with("INSERT INTO \"app\".\"refinery_schema_history\""),
+            "{sql}"
+        );
+        let big = Migration::dbinit("V2147483648__big", "SELECT 1").expect("ok");
+        let sql = insert_migration_sql(&h, &big);
+        assert!(
+            sql.starts_with("DO $dbinit$ BEGIN IF (SELECT atttypid FROM pg_attribute WHERE attrelid = to_regclass('\"app\".\"refinery_schema_history\"')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "ALTER TABLE \"app\".\"refinery_schema_history\" ALTER COLUMN version TYPE bigint"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("VALUES (2147483648, 'big'"), "{sql}");
+        assert!(!is_wide(-2_147_483_648) && is_wide(-2_147_483_649));
+    }
 }

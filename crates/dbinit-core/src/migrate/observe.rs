@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tracing::info;
 
+use super::adopt;
 use super::error::{Error, Result};
 use super::floor;
-use super::header::is_no_transaction;
 use super::history::{self, DbState};
 use super::plan::{self, Plan};
 use super::report::{InvalidIndex, RunReport, StatusReport};
@@ -103,21 +103,25 @@ async fn look(
     let Some(c) = client.as_ref() else {
         return Step::Wait(format!("database {:?} (not created yet)", pg.database));
     };
-    match read_plan(c, m).await {
-        Ok((_, plan)) => match plan.check() {
-            Err(d) => Step::Fail(d.into()),
-            Ok(plan) if plan.is_empty() => {
-                if !plan.future.is_empty()
-                    && let Err(e) = enforce_floor(c, m).await
-                {
-                    return Step::Fail(e);
-                }
-                let mut report = RunReport::new(&pg.database);
-                report.planned(&m.set, &plan);
-                Step::Done(report)
-            }
-            Ok(plan) => Step::Wait(plan.describe_pending(&m.set)),
-        },
+    let looked = async {
+        let (state, plan) = read_plan(c, m).await?;
+        let plan = plan.check()?;
+        refuse_blind(c, m, &state, &pg.database).await?;
+        if plan.is_empty() && !plan.future.is_empty() {
+            enforce_floor(c, m).await?;
+        }
+        Ok::<_, Error>(plan)
+    };
+    match looked.await {
+        Ok(plan) if plan.is_empty() => {
+            let mut report = RunReport::new(&pg.database);
+            report.planned(&m.set, &plan);
+            Step::Done(report)
+        }
+        Ok(plan) => Step::Wait(plan.describe_pending(&m.set)),
+        Err(e @ (Error::Diverged(_) | Error::Unadopted(_) | Error::Incompatible(_))) => {
+            Step::Fail(e)
+        }
         Err(e) => {
             if c.is_closed() {
                 *client = None;
@@ -127,14 +131,35 @@ async fn look(
     }
 }
 
+/// A database with tables but no dbinit history, and no setting that adopts it, is one no
+/// runner will migrate: `wait` says so at once with `run`'s message (exit 9) instead of
+/// waiting out its timeout. With `DBINIT_ADOPT_FROM` or `DBINIT_BASELINE_VERSION` set, the
+/// runner adopts it, so `wait` goes on waiting.
+async fn refuse_blind(c: &Client, m: &MigrateSettings, state: &DbState, db: &str) -> Result<()> {
+    match adopt::decide(c, m, state, db).await {
+        // The tables may be the runner's first migrations, committed with their history rows
+        // between the read and the look at the tables: read again before refusing.
+        Err(e @ Error::Unadopted(_)) if read_plan(c, m).await?.0.migrations.is_empty() => Err(e),
+        Err(Error::Unadopted(_)) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the database and compares it with the set; changes nothing.
 pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusReport> {
     let ready = ready::wait_for_dependencies(ctx).await?;
-    let (plan, invalid) = if ready.on_target {
+    let (plan, invalid, adoption) = if ready.on_target {
         let plan = read_plan(&ready.client, m).await?.1;
-        (plan, invalid_indexes(&ready.client, &m.set).await?)
+        let adoption = adopt::audit::adoption(&ready.client, &m.history)
+            .await
+            .map_err(|e| pg_error("read the adoption record", e))?;
+        (
+            plan,
+            invalid_indexes(&ready.client, &m.set).await?,
+            adoption,
+        )
     } else {
-        (plan::plan(&m.set, &DbState::default()), Vec::new())
+        (plan::plan(&m.set, &DbState::default()), Vec::new(), None)
     };
     let ahead = !plan.future.is_empty();
     let mut report = StatusReport::new(
@@ -150,6 +175,7 @@ pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusRepo
             e => return Err(e),
         }
     }
+    report.adoption = adoption;
     Ok(report)
 }
 
@@ -158,8 +184,8 @@ pub async fn status(ctx: &Context<'_>, m: &MigrateSettings) -> Result<StatusRepo
 async fn invalid_indexes(client: &Client, set: &MigrationSet) -> Result<Vec<InvalidIndex>> {
     let mut built: Vec<(String, String)> = Vec::new();
     for m in &set.migrations {
-        let sql = m.sql().unwrap_or_default();
-        if is_no_transaction(sql) {
+        let sql = m.sql();
+        if m.no_transaction() {
             for st in sqlsplit::split(sql) {
                 if let Some(name) = sqlsplit::concurrent_index_name(st.text) {
                     built.push((name, m.to_string()));

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::drift::{DriftCause, whitespace_drift};
 use super::history::{AppliedMigration, DbState};
-use super::set::{MigrationSet, Seed};
+use super::set::{Migration, MigrationSet, Prefix, Seed};
 
 fn cause_words(c: DriftCause) -> &'static str {
     match c {
@@ -35,11 +35,13 @@ pub enum Divergence {
     },
     /// An applied migration's file was edited after it ran.
     #[error(
-        "migration V{version}__{name} was applied with checksum {applied} but the file now has checksum {file}: an applied migration was edited; restore the file and put the change in a new migration"
+        "migration {label} was applied with checksum {applied} but the file now has checksum {file}: an applied migration was edited; restore the file and put the change in a new migration"
     )]
     Edited {
+        /// What messages call it: `V2__name`, or the user's file name.
+        label: String,
         /// Version.
-        version: i32,
+        version: i64,
         /// Name.
         name: String,
         /// Checksum in the database.
@@ -49,11 +51,13 @@ pub enum Divergence {
     },
     /// An applied migration has no file any more (or was renamed).
     #[error(
-        "migration V{version}__{name} is applied in the database but missing from the migration set{renamed}"
+        "migration {label} is applied in the database but missing from the migration set{renamed}"
     )]
     Missing {
+        /// What messages call it: `V3__name` or `version 3 (name)`.
+        label: String,
         /// Version.
-        version: i32,
+        version: i64,
         /// Name.
         name: String,
         /// Hint when a file with the same version has another name.
@@ -61,15 +65,17 @@ pub enum Divergence {
     },
     /// A migration older than the newest applied one was never applied.
     #[error(
-        "migration V{version}__{name} is not applied but the database is already at version {current}: a migration was added out of order (use a version above {current})"
+        "migration {label} is not applied but the database is already at version {current}: a migration was added out of order (use a version above {current})"
     )]
     OutOfOrder {
+        /// What messages call it: `V2__name`, or the user's file name.
+        label: String,
         /// Version.
-        version: i32,
+        version: i64,
         /// Name.
         name: String,
         /// Newest applied version.
-        current: i32,
+        current: i64,
     },
 }
 
@@ -133,7 +139,7 @@ pub struct Plan {
     /// The first disagreement that must stop a run (exit 6), in the order a run checks.
     pub divergence: Option<Divergence>,
     /// The highest applied version, future ones included.
-    pub applied_version: Option<i32>,
+    pub applied_version: Option<i64>,
 }
 
 impl Plan {
@@ -175,19 +181,17 @@ impl Plan {
 }
 
 /// Why an applied migration and its file disagree, if they do.
-fn disagreement(a: &AppliedMigration, m: &refinery::Migration) -> Option<Divergence> {
+fn disagreement(set: &MigrationSet, a: &AppliedMigration, m: &Migration) -> Option<Divergence> {
     if m.name() != a.name {
         Some(Divergence::Missing {
+            label: set.row_label(a.version, &a.name),
             version: a.version,
             name: a.name.clone(),
             renamed: format!(" (a file {m} has its version: was it renamed?)"),
         })
     } else if m.checksum() != a.checksum {
-        let same = |variant: &str| {
-            refinery::Migration::unapplied(&m.to_string(), variant)
-                .is_ok_and(|v| v.checksum() == a.checksum)
-        };
-        Some(match whitespace_drift(m.sql().unwrap_or_default(), same) {
+        let same = |variant: &str| m.checksum_with(variant) == a.checksum;
+        Some(match whitespace_drift(m.sql(), same) {
             Some(d) => Divergence::Whitespace {
                 file: format!("migration {m}"),
                 cause: d.cause,
@@ -195,6 +199,7 @@ fn disagreement(a: &AppliedMigration, m: &refinery::Migration) -> Option<Diverge
                 fix: d.fix,
             },
             None => Divergence::Edited {
+                label: m.to_string(),
                 version: a.version,
                 name: a.name.clone(),
                 applied: a.checksum,
@@ -210,23 +215,24 @@ fn disagreement(a: &AppliedMigration, m: &refinery::Migration) -> Option<Diverge
 pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
     let mut p = Plan::default();
     let newest_known = set.target_version();
-    let mut entries: Vec<(i32, Entry)> = Vec::new();
+    let mut entries: Vec<(i64, Entry)> = Vec::new();
     // Divergence is checked in the database's version order, then out-of-order files.
     for a in &db.migrations {
         let (state, problem) = match set.migrations.iter().find(|m| m.version() == a.version) {
             None if newest_known.is_none_or(|n| a.version > n) => {
-                p.future.push(format!("V{}__{}", a.version, a.name));
+                p.future.push(set.row_label(a.version, &a.name));
                 (EntryState::Future, None)
             }
             None => (
                 EntryState::Missing,
                 Some(Divergence::Missing {
+                    label: set.row_label(a.version, &a.name),
                     version: a.version,
                     name: a.name.clone(),
                     renamed: String::new(),
                 }),
             ),
-            Some(m) => match disagreement(a, m) {
+            Some(m) => match disagreement(set, a, m) {
                 Some(d) => (EntryState::Edited, Some(d)),
                 None => (EntryState::Applied, None),
             },
@@ -240,7 +246,7 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
         }
         let name = match set.migrations.iter().find(|m| m.version() == a.version) {
             Some(m) => m.to_string(),
-            None => format!("V{}__{}", a.version, a.name),
+            None => set.row_label(a.version, &a.name),
         };
         entries.push((
             a.version,
@@ -261,10 +267,11 @@ pub fn plan(set: &MigrationSet, db: &DbState) -> Plan {
             && m.version() < current
             // Versioned (V) migrations must be in order; unversioned (U) ones may be late,
             // as in refinery.
-            && m.prefix().to_string() == "V"
+            && m.prefix() == Prefix::Versioned
             && p.divergence.is_none()
         {
             p.divergence = Some(Divergence::OutOfOrder {
+                label: m.to_string(),
                 version: m.version(),
                 name: m.name().to_string(),
                 current,

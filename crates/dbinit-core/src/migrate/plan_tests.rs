@@ -16,7 +16,7 @@ fn set(files: &[(&str, &str)], seeds: &[(&str, &str)]) -> MigrationSet {
     for (n, s) in seeds {
         std::fs::write(dir.path().join("seeds").join(n), s).expect("write");
     }
-    MigrationSet::from_dir(dir.path(), None).expect("valid set")
+    MigrationSet::from_dir(dir.path(), None, None).expect("valid set")
 }
 
 fn applied(set: &MigrationSet, upto: usize) -> Vec<AppliedMigration> {

@@ -22,14 +22,15 @@ use crate::ready::{self, Context};
 pub struct PlannedScript {
     /// `V3__orders_total` or a seed's file name.
     pub name: String,
-    /// Whether it runs in a transaction (`false`: `-- dbinit:no-transaction`).
+    /// Whether it runs in a transaction (`false`: `-- dbinit:no-transaction`, or the
+    /// layout's own marker).
     pub transaction: bool,
     /// How many statements it holds.
     pub statements: usize,
     /// The compatibility floor it sets once applied (`-- dbinit:compatible-from=N`): releases
     /// whose set ends below N cannot run afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compatible_from: Option<i32>,
+    pub compatible_from: Option<i64>,
 }
 
 /// Why `run` would stop instead.
@@ -51,9 +52,9 @@ pub struct PlanReport {
     /// Whether `run` would create it.
     pub create_database: bool,
     /// Highest applied version.
-    pub applied_version: Option<i32>,
+    pub applied_version: Option<i64>,
     /// Highest version of the set.
-    pub target_version: Option<i32>,
+    pub target_version: Option<i64>,
     /// Versions `run` would record without running them (a baseline or an adoption).
     pub adoption: Option<Adoption>,
     /// Migrations `run` would apply, in order.
@@ -69,10 +70,10 @@ pub struct PlanReport {
     pub lint: Option<Review>,
 }
 
-fn script(name: String, sql: &str) -> PlannedScript {
+fn script(name: String, sql: &str, no_transaction: bool) -> PlannedScript {
     PlannedScript {
         name,
-        transaction: !is_no_transaction(sql),
+        transaction: !no_transaction,
         statements: sqlsplit::split(sql).len(),
         compatible_from: header::header(sql).ok().and_then(|h| h.compatible_from),
     }
@@ -81,20 +82,20 @@ fn script(name: String, sql: &str) -> PlannedScript {
 fn scripts(
     set: &MigrationSet,
     p: &plan::Plan,
-    skip_upto: Option<i32>,
+    skip_upto: Option<i64>,
 ) -> (Vec<PlannedScript>, Vec<PlannedScript>) {
     let migrations = p
         .migrations
         .iter()
         .map(|&i| &set.migrations[i])
         .filter(|m| skip_upto.is_none_or(|n| m.version() > n))
-        .map(|m| script(m.to_string(), m.sql().unwrap_or_default()))
+        .map(|m| script(m.to_string(), m.sql(), m.no_transaction()))
         .collect();
     let seeds = p
         .seeds
         .iter()
         .map(|&i| &set.seeds[i])
-        .map(|s| script(s.name.clone(), &s.sql))
+        .map(|s| script(s.name.clone(), &s.sql, is_no_transaction(&s.sql)))
         .collect();
     (migrations, seeds)
 }
@@ -172,7 +173,7 @@ impl PlanReport {
         } else {
             format!("database {:?} exists\n", self.database)
         };
-        let v = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
+        let v = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
         out.push_str(&format!(
             "applied version {}, target version {}\n",
             v(self.applied_version),

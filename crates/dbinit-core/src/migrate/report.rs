@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::plan::{Entry, EntryState, Plan};
-use super::set::{MigrationSet, Seed};
+use super::set::{Migration, MigrationSet, Seed};
 use crate::exit::ExitCode;
 
 /// What a `run` did.
@@ -21,7 +21,7 @@ pub struct RunReport {
     /// Seeds applied by this run.
     pub seeds: Vec<String>,
     /// Schema version reached (the highest applied, also after a failure).
-    pub version: Option<i32>,
+    pub version: Option<i64>,
     /// Migrations and seeds still pending when the run ended (empty until the history was
     /// read).
     pub pending: Vec<String>,
@@ -54,7 +54,7 @@ impl RunReport {
     }
 
     /// Records a migration this run applied (committed).
-    pub fn applied_migration(&mut self, m: &refinery::Migration) {
+    pub fn applied_migration(&mut self, m: &Migration) {
         let name = m.to_string();
         self.pending.retain(|p| *p != name);
         self.migrations.push(name);
@@ -160,6 +160,41 @@ pub struct InvalidIndex {
     pub repair: String,
 }
 
+/// Where the history came from when dbinit recorded it without running the files (`dbinit
+/// adopt`, `dbinit baseline` or their settings): the latest such record of `dbinit_audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdoptionRecord {
+    /// `adopt` or `baseline`.
+    pub action: String,
+    /// Where the newest recorded version came from: `_sqlx_migrations version 20230404095503`,
+    /// `alembic_version revision b8f15d3a0e96`, `baseline`.
+    pub source: String,
+    /// How many versions it recorded.
+    pub versions: u64,
+    /// The highest version it recorded.
+    pub version: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who: the database role and the connection's `application_name`
+    /// (`dbinit/<version> <pod>`).
+    pub actor: String,
+}
+
+impl AdoptionRecord {
+    /// One line for `status`.
+    pub fn text(&self) -> String {
+        let what = if self.action == "baseline" {
+            "baselined".to_string()
+        } else {
+            format!("adopted from {}", self.source)
+        };
+        format!(
+            "{what}: {} version(s) up to {} recorded without running them, at {} by {}",
+            self.versions, self.version, self.at, self.actor
+        )
+    }
+}
+
 /// What `status` prints; its JSON form is described by `status.schema.json` in this crate.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -168,9 +203,9 @@ pub struct StatusReport {
     /// Whether it exists.
     pub exists: bool,
     /// Highest applied migration version.
-    pub applied_version: Option<i32>,
+    pub applied_version: Option<i64>,
     /// Highest version in the set.
-    pub target_version: Option<i32>,
+    pub target_version: Option<i64>,
     /// Checksum of the whole set.
     pub migration_set_checksum: String,
     /// The result `--exit-code` reports.
@@ -188,6 +223,8 @@ pub struct StatusReport {
     /// `incompatible`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incompatible: Option<String>,
+    /// Where the history came from, when it was adopted or baselined rather than applied.
+    pub adoption: Option<AdoptionRecord>,
 }
 
 impl StatusReport {
@@ -223,6 +260,7 @@ impl StatusReport {
             seeds: plan.seed_entries,
             invalid_indexes,
             incompatible: None,
+            adoption: None,
         }
     }
 
@@ -309,6 +347,10 @@ impl StatusReport {
             self.target_version.map_or("-".into(), |v| v.to_string()),
             self.migration_set_checksum
         );
+        if let Some(a) = &self.adoption {
+            out.push_str(&a.text());
+            out.push('\n');
+        }
         for i in &self.invalid_indexes {
             out.push_str(&format!(
                 "invalid index {:?} (built by {}): repair with `{};`\n",

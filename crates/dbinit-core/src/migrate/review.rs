@@ -12,19 +12,19 @@ use super::header;
 use super::observe::read_plan;
 use super::plan::Plan;
 use super::session::pg_error;
-use super::set::{MigrationSet, Seed};
+use super::set::{Migration, MigrationSet, Seed};
 use super::settings::MigrateSettings;
 use crate::lint::{self, Db, Level, LintSettings, Review, Script};
 use crate::ready::{self, Context};
 use crate::setting::ConfigError;
 
-fn migration_script(m: &refinery::Migration) -> Script {
-    let sql = m.sql().unwrap_or_default();
+fn migration_script(m: &Migration) -> Script {
+    let sql = m.sql();
     let h = header::header(sql).unwrap_or_default();
     Script {
         name: m.to_string(),
         sql: sql.to_string(),
-        transaction: !h.no_transaction,
+        transaction: !m.no_transaction(),
         compatible_from: h.compatible_from,
     }
 }
@@ -40,7 +40,7 @@ fn seed_script(s: &Seed) -> Script {
 
 /// The files `plan` says are pending, migrations (above `skip_upto`, what an adoption
 /// records) then seeds, as `run` would apply them.
-pub fn pending(set: &MigrationSet, plan: &Plan, skip_upto: Option<i32>) -> Vec<Script> {
+pub fn pending(set: &MigrationSet, plan: &Plan, skip_upto: Option<i64>) -> Vec<Script> {
     plan.migrations
         .iter()
         .map(|&i| &set.migrations[i])

@@ -10,9 +10,12 @@
 //! [`write`] is the one writer of history rows that dbinit records without running their
 //! files: each goes in with its audit row, in one transaction.
 
-use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::migrate::history::{insert_migration_sql, update_migration_sql};
+use crate::migrate::history::{insert_migration_sql, is_wide, update_migration_sql, widen_sql};
+use crate::migrate::report::AdoptionRecord;
+use crate::migrate::set::Migration;
 use crate::postgres::sql::{TableName, quote_literal};
 
 /// What put an audit row there.
@@ -57,7 +60,7 @@ pub(crate) fn create_sql(audit: &TableName) -> String {
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             at timestamptz NOT NULL DEFAULT now(),
             action text NOT NULL,
-            version int4 NOT NULL,
+            version bigint NOT NULL,
             name text NOT NULL,
             source text NOT NULL,
             old_checksum text,
@@ -74,7 +77,7 @@ pub struct Row<'a> {
     /// What happened.
     pub action: Action,
     /// The migration the row records.
-    pub file: &'a refinery::Migration,
+    pub file: &'a Migration,
     /// Where the row came from ("baseline", "alembic_version revision b8f15d3a0e96", ...).
     pub source: &'a str,
     /// The checksum the row had before, when it replaces an applied row's (repair); `None`
@@ -117,6 +120,12 @@ pub async fn write(
 fn write_sql(history: &TableName, rows: &[Row<'_>]) -> String {
     let audit = table(history);
     let mut sql = format!("{};\nBEGIN;\n", create_sql(&audit));
+    // An audit table made by an older dbinit has an int4 version: widen it with the history
+    // row that needs it (insert_migration_sql widens the history table itself).
+    if rows.iter().any(|r| is_wide(r.file.version())) {
+        sql.push_str(&widen_sql(&audit));
+        sql.push_str(";\n");
+    }
     for r in rows {
         sql.push_str(&match r.replaces {
             None => insert_migration_sql(history, r.file),
@@ -128,6 +137,44 @@ fn write_sql(history: &TableName, rows: &[Row<'_>]) -> String {
     }
     sql.push_str("COMMIT");
     sql
+}
+
+/// The latest adoption or baseline recorded in `history`'s audit table, for `status`;
+/// `None` when there is none (or no audit table, or a role that may not read it).
+pub async fn adoption(
+    client: &Client,
+    history: &TableName,
+) -> Result<Option<AdoptionRecord>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT action, count(*), max(version)::text, to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                (array_agg(source ORDER BY version DESC, id DESC))[1], (array_agg(actor ORDER BY id DESC))[1]
+         FROM {} WHERE action IN ('adopt', 'baseline') GROUP BY action ORDER BY max(id) DESC LIMIT 1",
+        table(history).sql()
+    );
+    let rows = match client.simple_query(&sql).await {
+        Ok(r) => r,
+        Err(e)
+            if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                || e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => {
+            let col = |i: usize| r.get(i).unwrap_or_default().to_string();
+            Some(AdoptionRecord {
+                action: col(0),
+                versions: col(1).parse().unwrap_or_default(),
+                version: col(2).parse().unwrap_or_default(),
+                at: col(3),
+                source: col(4),
+                actor: col(5),
+            })
+        }
+        _ => None,
+    }))
 }
 
 #[cfg(test)]
@@ -145,8 +192,8 @@ mod tests {
     #[test]
     fn each_history_row_goes_in_with_its_audit_row_in_one_transaction() {
         let h = TableName::parse("t", "refinery_schema_history").expect("ok");
-        let v1 = refinery::Migration::unapplied("V1__a", "SELECT 1").expect("ok");
-        let v2 = refinery::Migration::unapplied("V2__b", "SELECT 2").expect("ok");
+        let v1 = Migration::dbinit("V1__a", "SELECT 1").expect("ok");
+        let v2 = Migration::dbinit("V2__b", "SELECT 2").expect("ok");
         let baseline = |file| Row {
             action: Action::Baseline,
             file,

@@ -51,7 +51,7 @@ pub async fn record(client: &Client, m: &MigrateSettings, a: &Adoption) -> Resul
 #[derive(Debug, Clone, Copy)]
 pub enum Request {
     /// Record versions up to N.
-    Baseline(i32),
+    Baseline(i64),
     /// Take over another tool's history (the only one found when `None`).
     Adopt(Option<Tool>),
 }

@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 
 pub mod audit;
 pub mod baseline;
+pub mod own;
 pub mod repair;
 pub mod settings;
 pub mod tools;
@@ -28,7 +29,6 @@ use settings::known_versions;
 use tools::{Tool, ToolHistory};
 
 use crate::migrate::error::Result;
-use crate::migrate::header::is_no_transaction;
 use crate::migrate::history::DbState;
 use crate::migrate::set::MigrationSet;
 use crate::migrate::settings::MigrateSettings;
@@ -100,7 +100,7 @@ pub struct Adoption {
     #[serde(serialize_with = "action_str")]
     pub action: Action,
     /// The highest version recorded.
-    pub version: i32,
+    pub version: i64,
     /// (index into the set's migrations, source) for every version up to `version`.
     #[serde(skip)]
     pub rows: Vec<(usize, String)>,
@@ -112,7 +112,7 @@ fn action_str<S: serde::Serializer>(a: &Action, s: S) -> std::result::Result<S::
     s.serialize_str(a.as_str())
 }
 
-fn rows_up_to(set: &MigrationSet, n: i32, source: impl Fn(i32) -> String) -> Vec<(usize, String)> {
+fn rows_up_to(set: &MigrationSet, n: i64, source: impl Fn(i64) -> String) -> Vec<(usize, String)> {
     set.migrations
         .iter()
         .enumerate()
@@ -121,17 +121,20 @@ fn rows_up_to(set: &MigrationSet, n: i32, source: impl Fn(i32) -> String) -> Vec
         .collect()
 }
 
-fn span(set: &MigrationSet, n: i32) -> String {
-    let first = set.migrations.first().map_or(n, |m| m.version());
-    if first == n {
-        format!("V{n}")
+fn span(set: &MigrationSet, n: i64) -> String {
+    let label = |m: Option<&crate::migrate::set::Migration>| {
+        m.map_or_else(|| format!("V{n}"), ToString::to_string)
+    };
+    let (first, last) = (set.migrations.first(), set.find(n));
+    if first.is_none_or(|f| f.version() == n) {
+        label(last)
     } else {
-        format!("V{first}..V{n}")
+        format!("{}..{}", label(first), label(last))
     }
 }
 
 /// Records every version up to `n` as applied, as a baseline.
-pub fn baseline(set: &MigrationSet, n: i32) -> Adoption {
+pub fn baseline(set: &MigrationSet, n: i64) -> Adoption {
     Adoption {
         action: Action::Baseline,
         version: n,
@@ -153,6 +156,9 @@ pub fn from_tool(
     if let Some(p) = &h.problem {
         return Err(Refusal(format!("cannot adopt {what}: {p}")));
     }
+    if map.is_none() && own::reads_own_files(h.tool, set.layout) {
+        return own::adopt(set, h);
+    }
     // Django's rows span every app (contrib ones too): the schema is at the newest row the
     // map names, not at the newest row.
     let current = match (h.tool, map) {
@@ -172,7 +178,7 @@ pub fn from_tool(
     };
     let to_ours = |theirs: &str| match map {
         Some(m) => m.get(theirs),
-        None => theirs.parse::<i32>().ok(),
+        None => theirs.parse::<i64>().ok(),
     };
     let n = to_ours(current).ok_or_else(|| {
         Refusal(match map {
@@ -202,7 +208,7 @@ pub fn from_tool(
             }
         )));
     }
-    let exact: Vec<(i32, &String)> = h
+    let exact: Vec<(i64, &String)> = h
         .applied
         .iter()
         .filter_map(|a| to_ours(a).map(|v| (v, a)))
@@ -269,10 +275,7 @@ pub async fn decide(
     // file runs again from the start (it is idempotent), so this is not a foreign schema.
     let our_first_file_was_interrupted = state.initialized
         && found.tools.is_empty()
-        && m.set
-            .migrations
-            .first()
-            .is_some_and(|f| f.sql().is_some_and(is_no_transaction));
+        && m.set.migrations.first().is_some_and(|f| f.no_transaction());
     if found.is_empty() || our_first_file_was_interrupted {
         return Ok(None);
     }
@@ -314,7 +317,8 @@ pub fn refusal(database: &str, m: &MigrateSettings, found: &Findings) -> Refusal
         .unwrap_or_default();
     let how = match found.tools.as_slice() {
         [h] => {
-            let map = if h.tool == Tool::Alembic || h.current.as_deref().is_some_and(|c| c.parse::<i32>().is_err()) {
+            let own = own::reads_own_files(h.tool, m.set.layout);
+            let map = if !own && (matches!(h.tool, Tool::Alembic | Tool::Django) || h.current.as_deref().is_some_and(|c| c.parse::<i64>().is_err())) {
                 format!(
                     " with DBINIT_ADOPT_MAP (--adopt-map) naming a file of `{} = N` lines that map {}'s {}s to dbinit versions",
                     h.current.as_deref().unwrap_or("theirs"),
@@ -348,7 +352,7 @@ mod tests {
         for (n, s) in [("V1__a.sql", "a"), ("V2__b.sql", "b"), ("V3__c.sql", "c")] {
             std::fs::write(d.path().join(n), s).expect("write");
         }
-        let s = MigrationSet::from_dir(d.path(), None).expect("set");
+        let s = MigrationSet::from_dir(d.path(), None, None).expect("set");
         (d, s)
     }
 

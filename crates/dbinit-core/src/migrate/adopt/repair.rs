@@ -19,14 +19,14 @@ use crate::ready::Context;
 use crate::setting::ConfigError;
 
 /// Waits for PostgreSQL, takes the migration lock, and repairs version `v`.
-pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i32) -> Result<String> {
+pub async fn command(ctx: &Context<'_>, m: &MigrateSettings, v: i64) -> Result<String> {
     lock::exclusive(ctx, m, "nothing to repair", async |client| {
         locked(client, m, v).await
     })
     .await
 }
 
-async fn locked(client: &Client, m: &MigrateSettings, v: i32) -> Result<String> {
+async fn locked(client: &Client, m: &MigrateSettings, v: i64) -> Result<String> {
     let state = history::read_state(client, &m.history, &m.seeds_table, false)
         .await
         .map_err(postgres::Error::statement("read the history table"))?;

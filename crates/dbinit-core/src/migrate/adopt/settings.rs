@@ -12,7 +12,7 @@ use crate::setting::ConfigError;
 #[derive(Debug, Clone, Default)]
 pub struct AdoptSettings {
     /// `DBINIT_BASELINE_VERSION`: record versions up to N without running them.
-    pub baseline: Option<i32>,
+    pub baseline: Option<i64>,
     /// `DBINIT_ADOPT_FROM`: take the other tool's history over.
     pub from: Option<Tool>,
     /// `DBINIT_ADOPT_MAP`: the other tool's versions → dbinit versions.
@@ -58,9 +58,9 @@ pub(crate) fn known_versions(set: &MigrationSet) -> String {
 }
 
 /// Parses a version that must be one of the set's.
-pub fn parse_version(label: &str, raw: &str, set: &MigrationSet) -> Result<i32, ConfigError> {
+pub fn parse_version(label: &str, raw: &str, set: &MigrationSet) -> Result<i64, ConfigError> {
     let raw = raw.trim();
-    match raw.parse::<i32>() {
+    match raw.parse::<i64>() {
         Ok(v) if set.migrations.iter().any(|m| m.version() == v) => Ok(v),
         _ => Err(ConfigError(format!(
             "invalid {label}: {raw:?} is not a version of the migration set (one of {})",
@@ -86,7 +86,7 @@ pub struct AdoptMap {
     /// Where it was read from, for messages.
     pub path: PathBuf,
     /// (theirs, dbinit version), in file order.
-    pub pairs: Vec<(String, i32)>,
+    pub pairs: Vec<(String, i64)>,
 }
 
 impl AdoptMap {
@@ -128,7 +128,7 @@ impl AdoptMap {
         })
     }
 
-    pub(crate) fn get(&self, theirs: &str) -> Option<i32> {
+    pub(crate) fn get(&self, theirs: &str) -> Option<i64> {
         self.pairs
             .iter()
             .find(|(t, _)| t == theirs)
@@ -146,7 +146,7 @@ mod tests {
         for (n, s) in [("V1__a.sql", "a"), ("V2__b.sql", "b"), ("V3__c.sql", "c")] {
             std::fs::write(d.path().join(n), s).expect("write");
         }
-        let s = MigrationSet::from_dir(d.path(), None).expect("set");
+        let s = MigrationSet::from_dir(d.path(), None, None).expect("set");
         let m = AdoptMap::parse("# c\nabc = 1 # x\n\ndef=2\n", Path::new("m"), &s).expect("ok");
         assert_eq!(m.get("def"), Some(2));
         let e = AdoptMap::parse("abc = 9\n", Path::new("m"), &s).expect_err("9 unknown");

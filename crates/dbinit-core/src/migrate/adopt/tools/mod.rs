@@ -155,7 +155,10 @@ impl ToolHistory {
 
     /// The rows with this key (Prisma may hold several: a failed or rolled-back attempt, then
     /// the one that applied; Django duplicates rows after a race).
-    pub fn rows_for<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a ToolRow> + 'a {
+    pub fn rows_for<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl DoubleEndedIterator<Item = &'a ToolRow> + 'a {
         self.rows.iter().filter(move |r| r.key == key)
     }
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The other teams' migration tools, installed from their registries for the acceptance tests
+# (tests/layouts.rs: real `sqlx migrate add/run`, `dbmate new/up/status`) into a cache outside
+# the repo (~/.cache/dbinit/tools, shared with tools.md's spike); a no-op when they are there.
+# Prints the cache path; the tests find each tool under it (tests/harness/tools.rs).
+#
+#   tools/cargo/bin/sqlx       sqlx-cli 0.9.0 from crates.io (postgres + rustls only). Built
+#                              from source: ~8 min on 2 cores the first time.
+#   tools/npm/node_modules/.bin/dbmate   dbmate 2.36.0 from npm (a static Go binary), ~30 s.
+#
+# Tool mode (#21) adds its tools (Alembic, Django) here too.
+set -euo pipefail
+cache=${DBINIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dbinit}/tools
+mkdir -p "$cache"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+command -v npm >/dev/null || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "migration-tools: installing ${need[*]}" >&2
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+if [ ! -x "$cache/cargo/bin/sqlx" ]; then
+  echo "migration-tools: building sqlx-cli 0.9.0 (once, ~8 min on 2 cores)" >&2
+  nice cargo install -q --locked --root "$cache/cargo" sqlx-cli --version 0.9.0 \
+    --no-default-features --features postgres,rustls >&2
+fi
+if [ ! -x "$cache/npm/node_modules/.bin/dbmate" ]; then
+  echo "migration-tools: installing dbmate 2.36.0 from npm" >&2
+  npm install -s --no-audit --no-fund --prefix "$cache/npm" dbmate@2.36.0 >&2
+fi
+echo "$cache"
