@@ -6,7 +6,7 @@
 #
 #   tools/cargo/bin/sqlx       sqlx-cli 0.9.0 from crates.io (postgres + rustls only). Built
 #                              from source: ~8 min on 2 cores the first time.
-#   tools/npm/node_modules/.bin/dbmate   dbmate 2.36.0 from npm (a static Go binary), ~30 s.
+#   tools/npm/node_modules/.bin/dbmate   dbmate 2.36.0 from npm (a static Go binary), ~6 s.
 #
 # Tool mode (#21) adds its tools (Alembic, Django) here too.
 set -euo pipefail

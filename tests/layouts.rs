@@ -88,6 +88,11 @@ fn pg_dump(pg: &Pg, db: &str) -> String {
     .env("PGPASSWORD", dbinit_tests::PG_PASSWORD)
     .output()
     .expect("run pg_dump");
+    // `make test-pg-majors` runs PostgreSQL 18 from binaries without pg_dump, and Debian's
+    // pg_dump 15 refuses a newer server: there, the catalogs say the same thing.
+    if String::from_utf8_lossy(&out.stderr).contains("server version mismatch") {
+        return catalog_dump(pg, db);
+    }
     assert!(
         out.status.success(),
         "pg_dump: {}",
@@ -99,6 +104,32 @@ fn pg_dump(pg: &Pg, db: &str) -> String {
         .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// What pg_dump would compare, from the catalogs: columns, constraints, indexes, enum
+/// labels and every row of the user's tables (dbinit's history tables left out).
+fn catalog_dump(pg: &Pg, db: &str) -> String {
+    let ours = "('refinery_schema_history', 'dbinit_seed_history')";
+    let tables = pg.psql(
+        db,
+        &format!("SELECT string_agg(quote_ident(relname), ',' ORDER BY relname) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace AND relname NOT IN {ours}"),
+    );
+    let rows: Vec<String> = tables
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("SELECT 'row {t} ' || r::text FROM {t} r"))
+        .collect();
+    let sql = format!(
+        "SELECT string_agg(x, E'\\n' ORDER BY x) FROM (
+           SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT IN {ours}
+           UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT IN {ours}
+           UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN {ours}
+           UNION ALL SELECT 'enum ' || enumtypid::regtype || ' ' || enumsortorder || ' ' || enumlabel FROM pg_enum
+           {}
+         ) s(x)",
+        rows.iter().map(|r| format!("UNION ALL {r}")).collect::<Vec<_>>().join(" ")
+    );
+    pg.psql(db, &sql)
 }
 
 #[test]
@@ -176,7 +207,19 @@ fn prisma_directories_apply_in_order_with_the_schema_psql_builds_file_by_file() 
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(pg_dump(&pg, "prisma_app"), pg_dump(&pg, "prisma_psql"));
+    let dump = pg_dump(&pg, "prisma_app");
+    for built in [
+        "User_email_key",
+        "Post_authorId_fkey",
+        "ADMIN",
+        "admin@example.com",
+    ] {
+        assert!(
+            dump.contains(built),
+            "{built} missing from the dump:\n{dump}"
+        );
+    }
+    assert_eq!(dump, pg_dump(&pg, "prisma_psql"));
 }
 
 #[test]

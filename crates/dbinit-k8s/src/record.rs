@@ -214,4 +214,15 @@ mod tests {
         assert_eq!(r.error, "PostgreSQL is not usable: said ***");
         assert_eq!(r.to_data()["phase"], "Failed");
     }
+
+    #[test]
+    fn sixty_four_bit_versions_are_recorded_whole() {
+        let mut report = RunReport::new("app");
+        report.migrations = vec!["20230404095503_init.sql".into()];
+        report.version = Some(i64::MAX);
+        let mut r = RunRecord::default();
+        r.finish(&report, &Ok(()), &[], Instant::now());
+        assert_eq!(r.applied_version, "9223372036854775807");
+        assert_eq!(r.to_data()["appliedVersion"], "9223372036854775807");
+    }
 }
