@@ -106,8 +106,8 @@ impl Migration {
         }
     }
 
-    /// A migration in dbinit's layout from its file name's stem (`V1__init`) and SQL; for
-    /// tests and the embedded set's callers.
+    /// A migration in dbinit's layout from its file name's stem (`V1__init`) and SQL, for
+    /// code that holds one file rather than a folder (tests, tool mode).
     pub fn dbinit(stem: &str, sql: &str) -> Result<Self, String> {
         let file = format!("{stem}.sql");
         let p = super::layout::dbinit_parts(&file, sql)?;
