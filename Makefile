@@ -34,7 +34,7 @@ test-unit: ## Unit tests and doc examples of every crate (no servers)
 
 # Test binaries by tier: kube and e2e are named; every other [[test]] in tests/Cargo.toml is an
 # integration test, so a new test file is never left out of `make test`.
-KUBE_TESTS := job deploy helm events
+KUBE_TESTS := job deploy helm events tool_job helm_tool
 ALL_TESTS := $(shell awk '/^\[\[test\]\]/ { t = 1; next } t && /^name *=/ { gsub(/[" ]/, ""); sub(/name=/, ""); print; t = 0 }' tests/Cargo.toml)
 INTEGRATION_TESTS := $(filter-out $(KUBE_TESTS) e2e,$(ALL_TESTS))
 
@@ -54,7 +54,8 @@ test-pg-majors: deps build ## The run, no-transaction, adopt, layout, live-datab
 	  DBINIT_PG_BIN=$$dir $(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(PG_MAJOR_TESTS)) || exit 1; \
 	done
 
-test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm, events)
+test-kube: deps envtest build ## Tests against a real kube-apiserver + etcd and the real Helm engine (job, deploy, helm, events, tool_job, helm_tool)
+	@scripts/migration-tools.sh >/dev/null
 	$(CARGO) test -p dbinit-tests --no-fail-fast $(addprefix --test ,$(KUBE_TESTS))
 
 lint: ## rustfmt check and clippy with warnings as errors

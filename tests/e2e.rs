@@ -49,5 +49,7 @@ mod restart;
 mod rollback;
 #[path = "e2e/rollout.rs"]
 mod rollout;
+#[path = "e2e/tool.rs"]
+mod tool;
 #[path = "e2e/watch.rs"]
 mod watch;

@@ -304,3 +304,63 @@ fn crlf_checkout_is_reported_as_line_endings_with_the_fix() {
     std::fs::write(d.join("seeds/001_one.sql"), seed).expect("write seed");
     assert_eq!(run(dbinit(&pg, db, d, &["run"])).code, Some(0));
 }
+
+/// Tool mode: `status --output json` carries the tool's state (schema-checked) and
+/// `--exit-code` says the tool's verdict: pending 10, then up to date 0, ahead 11.
+#[test]
+fn tool_mode_status_reports_the_tool_and_matches_the_schema() {
+    let pg = Pg::start_new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = dir.path().join("db/migrations");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    std::fs::write(
+        m.join("20260101000001_items.sql"),
+        "-- migrate:up\nCREATE TABLE items (id int);\n-- migrate:down\n",
+    )
+    .expect("write");
+    let dbmate = dbinit_tests::tools::dbmate();
+    let bin = dbmate.parent().expect("bin");
+    let cmd = |sub: &[&str]| {
+        let mut c = dbinit(&pg, "tool_db", dir.path(), sub);
+        c.env_remove("DBINIT_MIGRATIONS_DIR")
+            .env("PATH", dbinit_tests::tools::path_with(&[bin]))
+            .current_dir(dir.path())
+            .args(["--", "dbmate", "--no-dump-schema", "up"]);
+        c
+    };
+    let checked = |out: &Finished| -> Value {
+        let json: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", out.all_output()));
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../crates/dbinit-core/status.schema.json"
+            ))
+            .expect("schema"),
+        )
+        .expect("json");
+        let errors = validate(&schema, &schema, &json, "$");
+        assert!(errors.is_empty(), "{errors:#?}\n{json:#}");
+        json
+    };
+    let status = ["status", "--exit-code", "--output", "json"];
+    let out = run(cmd(&status));
+    assert_eq!(out.code, Some(10), "{}", out.all_output());
+    let v = checked(&out);
+    assert_eq!(v["tool"]["verdict"], "pending");
+    assert_eq!(v["tool"]["pending"][0], "20260101000001");
+    assert_eq!(v["command"], "dbmate --no-dump-schema up");
+    let out = run(cmd(&["run"]));
+    assert_eq!(out.code, Some(0), "{}", out.all_output());
+    let v = checked(&run(cmd(&status)));
+    assert_eq!(v["tool"]["verdict"], "up-to-date");
+    assert_eq!(v["tool"]["database_head"][0], "20260101000001");
+    // A newer release's row: ahead, 11.
+    pg.psql(
+        "tool_db",
+        "INSERT INTO schema_migrations VALUES ('20991231000000')",
+    );
+    let out = run(cmd(&status));
+    assert_eq!(out.code, Some(11), "{}", out.all_output());
+    assert_eq!(checked(&out)["tool"]["ahead"][0], "20991231000000");
+}

@@ -98,9 +98,12 @@ def generate(root, n):
             f'depends_on = None\n\ndef upgrade():\n    op.execute("""{sql}""")\n\ndef downgrade():\n    pass\n')
         floor.append(f"BEGIN;\n{sql}INSERT INTO floor_history (version) VALUES ({i});\nCOMMIT;")
     (root / "floor.sql").write_text("\n".join(floor) + "\n")
+    # BENCH_SQLALCHEMY_URL for bare Alembic; under dbinit (tool mode) the DATABASE_URL it
+    # passes, as README's env.py lines read it.
     (root / "alembic/env.py").write_text(
-        "import os\nfrom alembic import context\nfrom sqlalchemy import create_engine\n"
-        "engine = create_engine(os.environ['BENCH_SQLALCHEMY_URL'])\n"
+        "import os, re\nfrom alembic import context\nfrom sqlalchemy import create_engine\n"
+        "url = os.environ.get('BENCH_SQLALCHEMY_URL') or re.sub(r'^postgres(ql)?://', 'postgresql+psycopg2://', os.environ['DATABASE_URL'])\n"
+        "engine = create_engine(url)\n"
         "with engine.connect() as conn:\n"
         "    context.configure(connection=conn, transaction_per_migration=True)\n"
         "    with context.begin_transaction():\n        context.run_migrations()\n")
@@ -145,6 +148,17 @@ def tools(pg, sets, peers):
         out.append(Tool("alembic 1.20", [str(alembic), "--version"],
                         lambda db: [str(alembic), "-c", str(sets / "alembic.ini"), "upgrade", "head"],
                         {"BENCH_SQLALCHEMY_URL": None}))
+    # Tool mode (README "Keep your tool"): dbinit around each tool's own command. On an
+    # up-to-date database dbinit reads the tool's table and files and starts no child.
+    def tool_mode(name, cmd):
+        out.append(Tool(f"dbinit -- {name} (tool mode)", [dbinit, "--version"],
+                        lambda db: [dbinit, "run", "--postgres-db", db, "--"] + cmd, pgenv))
+    if alembic.exists():
+        tool_mode("alembic", [str(alembic), "-c", str(sets / "alembic.ini"), "upgrade", "head"])
+    if (b / "sqlx").exists():
+        tool_mode("sqlx", [str(b / "sqlx"), "migrate", "run", "--source", str(sets / "sqlx")])
+    if dbmate.exists():
+        tool_mode("dbmate", [str(dbmate), "--migrations-dir", str(sets / "dbmate"), "--no-dump-schema", "migrate"])
     return out
 
 
@@ -234,6 +248,9 @@ def main():
     ap.add_argument("--w4-procs", type=int, default=50)
     ap.add_argument("--w5-runs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=ROOT / "target/bench")
+    ap.add_argument("--only", default="", help="comma-separated words: only the tools whose name "
+                    "contains one of them (dbinit and the floor always run: the ratios need them), "
+                    "e.g. --only 'tool mode,alembic'")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     pg = Postgres()
@@ -241,6 +258,9 @@ def main():
     try:
         sets = generate(work / "sets", a.migrations)
         ts = tools(pg, sets, a.peers)
+        if a.only:
+            words = [w.strip() for w in a.only.split(",") if w.strip()]
+            ts = [t for t in ts if t.name in ("dbinit", "floor (psql)") or any(w in t.name for w in words)]
         dbname = {t.name: f"bench_{i}" for i, t in enumerate(ts)}
         results = {t.name: {} for t in ts}
         pair = {t.name: {} for t in ts}

@@ -18,14 +18,14 @@ use crate::common::{World, figure, repo_yaml, secs, world};
 const TAG: &str = "dbinit-e2e-derived:1";
 
 /// The image archive this run built (as `make e2e` exports it), the derived image's base.
-fn base_archive() -> PathBuf {
+pub(crate) fn base_archive() -> PathBuf {
     std::env::var_os("DBINIT_IMAGE_ARCHIVE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/image/dbinit.oci.tar"))
 }
 
 /// The image ID (config digest) of the single image in an OCI archive.
-fn image_id(archive: &Path) -> String {
+pub(crate) fn image_id(archive: &Path) -> String {
     let blob = |name: &str| -> Value {
         let out = Command::new("tar")
             .arg("-xOf")
@@ -46,7 +46,7 @@ fn image_id(archive: &Path) -> String {
         .to_string()
 }
 
-fn run_ok(cmd: &mut Command, what: &str) {
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) {
     let out = cmd.output().expect(what);
     assert!(
         out.status.success(),

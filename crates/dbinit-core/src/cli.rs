@@ -5,19 +5,20 @@ use clap::{Parser, Subcommand};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings};
+use crate::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings, ToolArgs, Use};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::migrate::adopt::baseline::{self, Request};
 use crate::migrate::adopt::{self, repair};
-use crate::migrate::report::Verdict;
-use crate::migrate::{self, MigrateSettings, preview, review};
+use crate::migrate::{self, MigrateSettings, review};
 use crate::outcome;
 use crate::ready;
 use crate::secret::scrub;
 use crate::setting::ConfigError;
-use crate::signal::shutdown_signal;
+use crate::signal::{Listener, shutdown_signal};
 use crate::telemetry;
+use crate::tool::report::ToolReport;
+use crate::tool::{self, ToolSettings};
 
 /// dbinit: make PostgreSQL and Redis ready for an application before it starts.
 #[derive(Debug, Parser)]
@@ -32,17 +33,19 @@ pub struct Cli {
     command: Option<Command>,
     /// With no command, `dbinit` is `dbinit run`.
     #[command(flatten)]
-    run: MigrateCmd,
+    run: RunCmd,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Wait for PostgreSQL and Redis, create the database if missing, apply pending
-    /// migrations and seeds under an advisory lock (the default)
-    Run(MigrateCmd),
+    /// migrations and seeds under an advisory lock (the default); with `-- CMD ARGS...`,
+    /// run your own migration tool under that lock instead (skipped when up to date)
+    Run(RunCmd),
     /// Wait for PostgreSQL and Redis, then until another runner (a Job) has applied every
-    /// migration and seed this binary knows; applies nothing
-    Wait(MigrateCmd),
+    /// migration and seed this binary knows (with --tool: until the tool's table holds the
+    /// head of its files in this image); applies nothing
+    Wait(RunCmd),
     /// Print applied and pending migrations and seeds; changes nothing
     Status(StatusCmd),
     /// Wait until PostgreSQL (and Redis, when configured) authenticate us and answer a query
@@ -125,6 +128,15 @@ struct MigrateCmd {
     migrate: MigrateArgs,
 }
 
+/// `run` and `wait`: a migration command, with tool mode.
+#[derive(Debug, clap::Args)]
+struct RunCmd {
+    #[command(flatten)]
+    cmd: MigrateCmd,
+    #[command(flatten)]
+    tool: ToolArgs,
+}
+
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Output {
@@ -138,6 +150,8 @@ enum Output {
 struct StatusCmd {
     #[command(flatten)]
     cmd: MigrateCmd,
+    #[command(flatten)]
+    tool: ToolArgs,
     /// Output format
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -192,17 +206,19 @@ enum Mode {
     Wait,
 }
 
+mod report;
+
 impl Cli {
     /// Parses the command line and runs it to an exit code.
     pub async fn parse_and_run() -> ExitCode {
         let started = Instant::now();
         let cli = Cli::parse();
         match cli.command {
-            None => migrate_cmd(cli.run, started, Mode::Run).await,
-            Some(Command::Run(c)) => migrate_cmd(c, started, Mode::Run).await,
-            Some(Command::Wait(c)) => migrate_cmd(c, started, Mode::Wait).await,
-            Some(Command::Status(c)) => status_cmd(c, started).await,
-            Some(Command::Plan(c)) => plan_cmd(c, started).await,
+            None => run_cmd(cli.run, started, Mode::Run).await,
+            Some(Command::Run(c)) => run_cmd(c, started, Mode::Run).await,
+            Some(Command::Wait(c)) => run_cmd(c, started, Mode::Wait).await,
+            Some(Command::Status(c)) => report::status_cmd(c, started).await,
+            Some(Command::Plan(c)) => report::plan_cmd(c, started).await,
             Some(Command::Baseline(c)) => {
                 adopt_cmd(c.cmd, started, |m| {
                     let raw = c.target.as_deref().map(|t| (t, "--version"));
@@ -262,21 +278,94 @@ fn resolve_all(
     }
 }
 
-async fn migrate_cmd(c: MigrateCmd, started: Instant, mode: Mode) -> ExitCode {
-    let (settings, m, out) = match resolve_all(c) {
+/// Resolves a command that may be in tool mode: the migration settings (seeds only in tool
+/// mode) and the tool settings, if any.
+fn resolve_mode(
+    c: MigrateCmd,
+    tool: ToolArgs,
+    usage: Use,
+) -> std::result::Result<(Settings, MigrateSettings, Option<ToolSettings>, OutcomeArgs), ExitCode> {
+    let outcome = c.common.outcome;
+    let settings = settings_or_exit(c.common.conn, &outcome)?;
+    let resolved = config::resolve_tool(tool, &Env::read(), usage).and_then(|t| {
+        let m = match &t {
+            Some(_) => config::resolve_migrate_tool(c.migrate)?,
+            None => config::resolve_migrate(c.migrate)?,
+        };
+        Ok((m, t))
+    });
+    match resolved {
+        Ok((m, t)) => Ok((settings, m, t, outcome)),
+        Err(e) => Err(outcome::finish(Err(Error::Config(e)), &outcome, &[])),
+    }
+}
+
+async fn run_cmd(c: RunCmd, started: Instant, mode: Mode) -> ExitCode {
+    let usage = match mode {
+        Mode::Run => Use::Run,
+        Mode::Wait => Use::Read,
+    };
+    let (settings, m, t, out) = match resolve_mode(c.cmd, c.tool, usage) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    match t {
+        Some(t) => tool_cmd(&settings, &m, &t, &out, started, mode).await,
+        None => migrate_cmd(&settings, &m, &out, started, mode).await,
+    }
+}
+
+/// `run -- CMD` and `wait --tool T`.
+async fn tool_cmd(
+    settings: &Settings,
+    m: &MigrateSettings,
+    t: &ToolSettings,
+    out: &OutcomeArgs,
+    started: Instant,
+    mode: Mode,
+) -> ExitCode {
+    let ctx = settings.context(&settings.identity(), started);
+    let r = match mode {
+        Mode::Run => {
+            // Signals are the flow's own: forwarded to the command while it runs.
+            let mut signals = Listener::new();
+            let mut report = ToolReport::new(&ctx.postgres.database, t.tool, t.display());
+            tool::run::run(&ctx, m, t, &mut report, &mut signals)
+                .await
+                .map(|()| report.summary(started.elapsed()))
+                .map_err(Error::from)
+        }
+        Mode::Wait => interruptible(tool::observe::wait(&ctx, m, t))
+            .await
+            .map(|s| {
+                format!(
+                    "database {:?}: {} ({} ms)",
+                    ctx.postgres.database,
+                    s.describe(),
+                    started.elapsed().as_millis()
+                )
+            }),
+    };
+    outcome::finish(r, out, &settings.secrets())
+}
+
+async fn migrate_cmd(
+    settings: &Settings,
+    m: &MigrateSettings,
+    out: &OutcomeArgs,
+    started: Instant,
+    mode: Mode,
+) -> ExitCode {
     let ctx = settings.context(&settings.identity(), started);
     let r = interruptible(async {
         let report = match mode {
-            Mode::Run => migrate::run(&ctx, &m).await?,
-            Mode::Wait => migrate::wait(&ctx, &m).await?,
+            Mode::Run => migrate::run(&ctx, m).await?,
+            Mode::Wait => migrate::wait(&ctx, m).await?,
         };
         Ok::<_, Error>(report.summary(started.elapsed()))
     })
     .await;
-    outcome::finish(r, &out, &settings.secrets())
+    outcome::finish(r, out, &settings.secrets())
 }
 
 /// `baseline` and `adopt`: `request` reads the command's own flags against the settings.
@@ -319,32 +408,6 @@ async fn repair_cmd(c: RepairCmd, started: Instant) -> ExitCode {
     outcome::finish(r, &out, &settings.secrets())
 }
 
-async fn plan_cmd(c: StatusCmd, started: Instant) -> ExitCode {
-    let (settings, m, out) = match resolve_all(c.cmd) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let ctx = settings.context(&settings.identity(), started);
-    match interruptible(preview::preview(&ctx, &m)).await {
-        Ok(report) => {
-            let text = match c.output {
-                Output::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
-                Output::Text => report.text(),
-            };
-            println!("{}", scrub(text.trim_end(), settings.secrets()));
-            match &report.refusal {
-                None => ExitCode::Ok,
-                Some(r) => ExitCode::ALL
-                    .into_iter()
-                    .chain(ExitCode::LINT)
-                    .find(|c| *c as u8 == r.exit_code)
-                    .unwrap_or(ExitCode::Failure),
-            }
-        }
-        Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
-    }
-}
-
 async fn lint_cmd(c: LintCmd, started: Instant) -> ExitCode {
     let live = !c.offline && config::lint::names_a_server(&c.cmd.common.conn);
     let (settings, m, out) = match resolve_all(c.cmd) {
@@ -363,44 +426,6 @@ async fn lint_cmd(c: LintCmd, started: Instant) -> ExitCode {
                 None => ExitCode::Ok,
                 Some(e) => outcome::finish(Err(Error::Migrate(e)), &out, &settings.secrets()),
             }
-        }
-        Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
-    }
-}
-
-async fn status_cmd(c: StatusCmd, started: Instant) -> ExitCode {
-    let (settings, m, out) = match resolve_all(c.cmd) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let ctx = settings.context(&settings.identity(), started);
-    match interruptible(migrate::status(&ctx, &m)).await {
-        Ok(report) => {
-            let text = match c.output {
-                Output::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
-                Output::Text => report.text(),
-            };
-            println!("{}", text.trim_end());
-            if !c.exit_code {
-                return ExitCode::Ok;
-            }
-            let code = match report.verdict {
-                Verdict::Ahead if c.allow_ahead => ExitCode::Ok,
-                v => v.exit_code(),
-            };
-            let line = report.verdict_line();
-            if code == ExitCode::Ok {
-                tracing::info!(exit_code = 0, "{line}");
-            } else {
-                tracing::error!(exit_code = code as u8, kind = code.as_str(), "{line}");
-            }
-            let message = if code == ExitCode::Ok {
-                format!("ok: {line}")
-            } else {
-                format!("{} (exit {}): {line}", code.as_str(), code as u8)
-            };
-            outcome::write_termination_message(&out, &message);
-            code
         }
         Err(e) => outcome::finish(Err(e), &out, &settings.secrets()),
     }

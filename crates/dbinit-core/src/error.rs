@@ -22,6 +22,9 @@ pub enum Error {
     /// A migration command failed (and, for a run, what it had done by then).
     #[error(transparent)]
     Migrate(#[from] migrate::Error),
+    /// A tool-mode command failed (its child, its lock, its tool's table).
+    #[error(transparent)]
+    Tool(#[from] crate::tool::Error),
     /// PostgreSQL, Redis or the Kubernetes API could not be used.
     #[error(transparent)]
     Dependency(#[from] dependency::Error),
@@ -39,6 +42,7 @@ impl Error {
         match self {
             Self::Config(_) => ExitCode::Config,
             Self::Migrate(e) => e.exit_code(),
+            Self::Tool(e) => e.exit_code(),
             Self::Dependency(e) => e.exit_code(),
             Self::LockLost(_) => ExitCode::Lock,
             Self::Interrupted(_) => ExitCode::Interrupted,

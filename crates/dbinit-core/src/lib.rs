@@ -11,6 +11,8 @@
 //! - the edge: [`cli`] (the `dbinit` command line), [`outcome`] (how a run ends) and
 //!   [`error`] (the crate's [`Error`], composing the rooms' own errors with `#[from]`);
 //! - [`config`] (one file per source or syntax), which builds every room's settings;
+//! - [`tool`] (tool mode: a team's own migration command run under the migration lock,
+//!   skipped when the tool's table already holds what its files in the image describe);
 //! - [`migrate`] (set, header, history, plan, report, its own error, session, lock, apply,
 //!   the `run`/`wait`/`status`/`plan` flows, and `adopt/` for databases dbinit did not build);
 //! - [`lint`] (reviewing files before they run: squawk's and dbinit's rules from the
@@ -39,6 +41,7 @@ pub mod setting;
 pub mod signal;
 pub mod telemetry;
 pub mod text;
+pub mod tool;
 
 pub use error::{Error, Result};
 pub use exit::ExitCode;

@@ -9,7 +9,7 @@ use crate::config::OutcomeArgs;
 use crate::error::Error;
 use crate::exit::ExitCode;
 use crate::secret::{Secret, scrub};
-use crate::text::truncate;
+use crate::text::elide_middle;
 
 /// Where Kubernetes reads a container's last words (`kubectl describe pod` shows them).
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -20,8 +20,8 @@ pub fn write_termination_message(args: &OutcomeArgs, line: &str) {
         Some(p) => (p.as_path(), true),
         None => (Path::new(DEFAULT_TERMINATION_MESSAGE_PATH), false),
     };
-    // Kubernetes keeps at most 4096 bytes.
-    let line = truncate(line, 4096);
+    // Kubernetes keeps at most 4096 bytes; the end (a command's last stderr lines) matters.
+    let line = elide_middle(line, 4096);
     let res = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)

@@ -20,6 +20,43 @@ impl std::fmt::Display for Signal {
     }
 }
 
+/// SIGTERM and SIGINT, listened to from its creation on: a signal that arrives between two
+/// awaits is kept for the next [`Listener::recv`] (a fresh [`shutdown_signal`] would miss it).
+/// For flows that outlive one `select!`, such as a migration command's child process.
+pub struct Listener {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Listener {
+    /// Starts listening. Without signal handlers (which only fails when the runtime has no
+    /// signal driver) [`Listener::recv`] never resolves and the default disposition applies.
+    pub fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            streams: signal(SignalKind::terminate())
+                .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+                .ok(),
+        }
+    }
+
+    /// Resolves with the next signal (or one that arrived since the last call).
+    pub async fn recv(&mut self) -> Signal {
+        let Some((term, int)) = &mut self.streams else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => Signal::Term,
+            _ = int.recv() => Signal::Int,
+        }
+    }
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Resolves when SIGTERM or SIGINT arrives, naming it.
 pub async fn shutdown_signal() -> Signal {
     use tokio::signal::unix::{SignalKind, signal};

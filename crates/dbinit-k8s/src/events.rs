@@ -138,7 +138,7 @@ fn event(namespace: &str, regarding: &Regarding, instance: &str, m: &Milestone, 
             ..ObjectReference::default()
         },
         reason: Some(reason.to_string()),
-        message: Some(dbinit_core::text::truncate(message, MAX_MESSAGE).to_string()),
+        message: Some(dbinit_core::text::elide_middle(message, MAX_MESSAGE).into_owned()),
         type_: Some(kind.to_string()),
         source: Some(EventSource {
             component: Some(COMPONENT.to_string()),

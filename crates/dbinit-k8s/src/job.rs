@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use dbinit_core::cli::{interruptible, settings_or_exit};
-use dbinit_core::config::{self, ConnArgs, MigrateArgs, OutcomeArgs, Settings};
+use dbinit_core::config::{self, ConnArgs, Env, MigrateArgs, OutcomeArgs, Settings, ToolArgs, Use};
 use dbinit_core::dependency;
 use dbinit_core::migrate::report::RunReport;
 use dbinit_core::migrate::{self, MigrateSettings};
@@ -11,7 +11,9 @@ use dbinit_core::postgres::scope::ConnScope;
 use dbinit_core::ready::{self, Context, PgReady};
 use dbinit_core::secret::scrub;
 use dbinit_core::setting::ConfigError;
-use dbinit_core::signal::shutdown_signal;
+use dbinit_core::signal::{Listener, shutdown_signal};
+use dbinit_core::tool::report::ToolReport;
+use dbinit_core::tool::{self, ToolSettings};
 use dbinit_core::{Error, ExitCode, Result, outcome};
 use kube::Api;
 use tokio::time::Instant;
@@ -35,6 +37,8 @@ pub struct JobCli {
     migrate: MigrateArgs,
     #[command(flatten)]
     job: JobArgs,
+    #[command(flatten)]
+    tool: ToolArgs,
     #[command(flatten)]
     outcome: OutcomeArgs,
 }
@@ -67,18 +71,25 @@ impl JobCli {
             Ok(s) => s,
             Err(code) => return code,
         };
-        let resolved = config::resolve_migrate(cli.migrate)
-            .and_then(|m| {
+        let resolved = config::resolve_tool(cli.tool, &Env::read(), Use::Run)
+            .and_then(|t| {
+                let m = match &t {
+                    Some(_) => config::resolve_migrate_tool(cli.migrate)?,
+                    None => config::resolve_migrate(cli.migrate)?,
+                };
+                Ok((m, t))
+            })
+            .and_then(|(m, t)| {
                 cli.job
                     .resolve(settings.host_identity.as_deref())
-                    .map(|j| (m, j))
+                    .map(|j| (m, t, j))
             })
             .map_err(Error::Config);
-        let (m, job) = match resolved {
+        let (m, t, job) = match resolved {
             Ok(x) => x,
             Err(e) => return outcome::finish(Err(e), &out, &[]),
         };
-        let r = job_run(&settings, &m, &job, started).await;
+        let r = job_run(&settings, &m, t.as_ref(), &job, started).await;
         outcome::finish(r, &out, &settings.secrets())
     }
 }
@@ -87,6 +98,7 @@ impl JobCli {
 async fn job_run(
     s: &Settings,
     m: &MigrateSettings,
+    t: Option<&ToolSettings>,
     job: &JobSettings,
     started: Instant,
 ) -> Result<String> {
@@ -120,16 +132,27 @@ async fn job_run(
         &job.identity,
         job.timing.api_timeout,
     );
-    events.record(Milestone::Started(format!(
-        "migrating database {:?} to version {} ({} migration(s) and {} seed(s) in the set)",
-        s.postgres.database,
-        m.set
-            .target_version()
-            .map_or("-".to_string(), |v| v.to_string()),
-        m.set.migrations.len(),
-        m.set.seeds.len()
-    )));
-    let r = job_body(s, m, job, started, client, &ns, &events).await;
+    events.record(Milestone::Started(match t {
+        Some(t) => format!(
+            "migrating database {:?} with `{}`{} ({} seed(s) after it)",
+            s.postgres.database,
+            t.display().unwrap_or_default(),
+            t.tool
+                .map(|k| format!(" ({})", k.name()))
+                .unwrap_or_default(),
+            m.set.seeds.len()
+        ),
+        None => format!(
+            "migrating database {:?} to version {} ({} migration(s) and {} seed(s) in the set)",
+            s.postgres.database,
+            m.set
+                .target_version()
+                .map_or("-".to_string(), |v| v.to_string()),
+            m.set.migrations.len(),
+            m.set.seeds.len()
+        ),
+    }));
+    let r = job_body(s, m, t, job, started, client, &ns, &events).await;
     events.record(match &r {
         Ok(summary) => Milestone::Applied(summary.clone()),
         Err(e) => {
@@ -158,9 +181,11 @@ async fn job_run(
 /// The job's steps. Readiness comes first, without the Lease: a Job that cannot reach its
 /// database must not hold the Lease while it waits. SIGTERM/SIGINT end it with the run rolled
 /// back, the status recorded and the Lease released at once.
+#[allow(clippy::too_many_arguments)]
 async fn job_body(
     s: &Settings,
     m: &MigrateSettings,
+    t: Option<&ToolSettings>,
     job: &JobSettings,
     started: Instant,
     client: kube::Client,
@@ -168,6 +193,8 @@ async fn job_body(
     events: &Recorder,
 ) -> Result<String> {
     let ns = ns.to_string();
+    // Listening from the start: in tool mode a signal is forwarded to the command.
+    let mut signals = Listener::new();
     let on_wait = |w: &str| events.record(Milestone::WaitingForLock(format!("waiting for {w}")));
     let ctx = s.context(&job.identity, started);
     // Every PostgreSQL connection of the run closes the moment the run is abandoned (Lease
@@ -212,16 +239,43 @@ async fn job_body(
     // The deadline of the work starts now: the wait for the Lease does not use it up.
     let run_started = Instant::now();
     let ctx = s.context(&job.identity, run_started);
-    let mut report = RunReport::new(&s.postgres.database);
-    let (result, lost) = supervise(
-        &mut held,
-        conns.run(work(&ctx, m, ready, &mut report, &on_wait)),
-    )
-    .await;
-    drop(conns);
-    let result = result.map_err(|e| e.with_report(report.clone()));
-    record.finish(&report, &result, &s.secrets(), run_started);
     let epoch = held.epoch;
+    let (summary, result, lost) = match t {
+        None => {
+            let mut report = RunReport::new(&s.postgres.database);
+            let (result, lost) = supervise(
+                &mut held,
+                conns.run(work(&ctx, m, ready, &mut report, &on_wait)),
+                true,
+            )
+            .await;
+            let result = result.map_err(|e| e.with_report(report.clone()));
+            record.finish(&report, &result, &s.secrets(), run_started);
+            (report.summary(started.elapsed()), result, lost)
+        }
+        Some(t) => {
+            let mut report = ToolReport::new(&s.postgres.database, t.tool, t.display());
+            // The flow forwards signals to the command itself, so supervise does not race it.
+            let (result, lost) = supervise(
+                &mut held,
+                conns.run(async {
+                    let ready = if ready.client.is_closed() {
+                        ready::wait_for_dependencies(&ctx).await?
+                    } else {
+                        ready
+                    };
+                    tool::run::migrate(&ctx, m, t, ready, &mut report, &mut signals, &on_wait)
+                        .await
+                        .map_err(Error::from)
+                }),
+                false,
+            )
+            .await;
+            record.finish_tool(&report, &result, &s.secrets(), run_started);
+            (report.summary(started.elapsed()), result, lost)
+        }
+    };
+    drop(conns);
     if !lost {
         if let Err(e) = status.write(&record).await {
             warn!(error = %e, "could not record the end of the run");
@@ -231,12 +285,7 @@ async fn job_body(
         // Fenced: another replica may hold the lease now; our record would race its writes.
         warn!(epoch, "lease lost: not writing status or releasing");
     }
-    result.map(|()| {
-        format!(
-            "{} (lease epoch {epoch})",
-            report.summary(started.elapsed())
-        )
-    })
+    result.map(|()| format!("{summary} (lease epoch {epoch})"))
 }
 
 /// The protected work: the readiness connection (checked again, as the Lease may have taken a
@@ -259,15 +308,24 @@ async fn work(
 
 /// Runs `work` while renewing the lease; returns its result and whether the lease was lost.
 /// On loss or signal the work future is dropped (and the caller drops its [`ConnScope`]): its
-/// connections close and PostgreSQL rolls back the open transaction, and what it recorded in
-/// its report so far stays.
+/// connections close and PostgreSQL rolls back the open transaction (a migration command's
+/// process group is killed), and what it recorded in its report so far stays. `signals`:
+/// whether a signal ends the work here (false when the work forwards signals itself).
 async fn supervise(
     held: &mut Held,
     work: impl std::future::Future<Output = Result<()>>,
+    signals: bool,
 ) -> (Result<()>, bool) {
+    let signal = async {
+        if signals {
+            shutdown_signal().await
+        } else {
+            std::future::pending().await
+        }
+    };
     tokio::select! {
         r = work => (r, false),
         e = held.keep() => (Err(lease_error(e)), true),
-        sig = shutdown_signal() => (Err(Error::Interrupted(sig)), false),
+        sig = signal => (Err(Error::Interrupted(sig)), false),
     }
 }

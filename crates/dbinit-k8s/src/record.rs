@@ -7,6 +7,7 @@ use dbinit_core::Error;
 use dbinit_core::migrate::report::RunReport;
 use dbinit_core::migrate::set::MigrationSet;
 use dbinit_core::secret::{Secret, scrub};
+use dbinit_core::tool::report::ToolReport;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -67,6 +68,16 @@ pub struct RunRecord {
     pub migration_set_checksum: String,
     /// dbinit version.
     pub dbinit_version: String,
+    /// Tool mode: the migration tool (`alembic`), empty when unknown or in SQL mode.
+    #[serde(default)]
+    pub tool: String,
+    /// Tool mode: the migration command, as a person would type it.
+    #[serde(default)]
+    pub command: String,
+    /// Tool mode: how the command ended (`exited with status 1`, `was killed by signal
+    /// SIGTERM (15)`), or `not run` when the database was up to date.
+    #[serde(default)]
+    pub command_status: String,
 }
 
 impl RunRecord {
@@ -114,6 +125,53 @@ impl RunRecord {
                 self.error = scrub(&e.render(), secrets.iter().copied());
             }
         }
+    }
+
+    /// [`RunRecord::finish`] for a tool-mode run: the versions are the tool's (the image's
+    /// head, the table's), `applied_this_run` what was pending before and is not after, and
+    /// the error carries the command's exit status and last stderr lines, scrubbed.
+    pub fn finish_tool(
+        &mut self,
+        report: &ToolReport,
+        result: &Result<(), Error>,
+        secrets: &[&Secret],
+        run_started: Instant,
+    ) {
+        self.finish(
+            &RunReport::new(&report.database),
+            result,
+            secrets,
+            run_started,
+        );
+        self.tool = report.tool.map(|t| t.id().to_string()).unwrap_or_default();
+        self.command = scrub(
+            report.command.as_deref().unwrap_or(""),
+            secrets.iter().copied(),
+        );
+        self.command_status = match (&report.end, report.ran) {
+            (Some(end), _) => end.clone(),
+            (None, true) => "started".into(),
+            (None, false) => "not run".into(),
+        };
+        let state = report.state();
+        self.target_version = state.map(|s| s.image_head.join(",")).unwrap_or_default();
+        self.applied_version = state.map(|s| s.database_head.join(",")).unwrap_or_default();
+        self.pending = state.map(|s| s.pending.join(",")).unwrap_or_default();
+        self.ahead = state.map(|s| s.ahead.join(",")).unwrap_or_default();
+        let before: Vec<String> = report
+            .before
+            .as_ref()
+            .map(|s| s.pending.clone())
+            .unwrap_or_default();
+        let mut applied: Vec<String> = match (&report.after, report.ran) {
+            (Some(after), true) => before
+                .into_iter()
+                .filter(|p| !after.pending.contains(p))
+                .collect(),
+            _ => Vec::new(),
+        };
+        applied.extend(report.seeds.iter().cloned());
+        self.applied_this_run = applied.join(",");
     }
 
     /// The record as ConfigMap data (every key present, strings throughout).
@@ -176,6 +234,55 @@ mod tests {
         }
         assert_eq!(d["epoch"], "3");
         assert_eq!(d["phase"], "Succeeded");
+    }
+
+    #[test]
+    fn a_tool_run_is_recorded_with_the_tools_versions_and_the_command() {
+        use dbinit_core::tool::kind::Tool;
+        use dbinit_core::tool::state::{ToolState, Verdict};
+        let state = |pending: &[&str], db: &[&str]| ToolState {
+            tool: Tool::Dbmate,
+            table: "schema_migrations".into(),
+            verdict: if pending.is_empty() {
+                Verdict::UpToDate
+            } else {
+                Verdict::Pending
+            },
+            image_head: vec!["3".into()],
+            database_head: db.iter().map(|s| s.to_string()).collect(),
+            pending: pending.iter().map(|s| s.to_string()).collect(),
+            ahead: Vec::new(),
+            problem: None,
+            fix: None,
+        };
+        let mut report = ToolReport::new("app", Some(Tool::Dbmate), Some("dbmate up".into()));
+        report.before = Some(state(&["2", "3"], &["1"]));
+        report.ran = true;
+        report.end = Some("exited with status 0".into());
+        report.after = Some(state(&[], &["3"]));
+        let mut r = RunRecord::default();
+        r.finish_tool(&report, &Ok(()), &[], Instant::now());
+        assert_eq!(r.phase, Phase::Succeeded);
+        assert_eq!(
+            (r.tool.as_str(), r.command.as_str()),
+            ("dbmate", "dbmate up")
+        );
+        assert_eq!(r.command_status, "exited with status 0");
+        assert_eq!(
+            (r.target_version.as_str(), r.applied_version.as_str()),
+            ("3", "3")
+        );
+        assert_eq!(r.applied_this_run, "2,3");
+        let d = r.to_data();
+        assert_eq!(d["commandStatus"], "exited with status 0");
+        // Up to date: not run.
+        let mut report = ToolReport::new("app", Some(Tool::Dbmate), Some("dbmate up".into()));
+        report.before = Some(state(&[], &["3"]));
+        r.finish_tool(&report, &Ok(()), &[], Instant::now());
+        assert_eq!(
+            (r.command_status.as_str(), r.applied_this_run.as_str()),
+            ("not run", "")
+        );
     }
 
     #[test]

@@ -59,13 +59,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The image: registry/repository, then @digest when given, else :tag. */}}
 {{- define "dbinit.image" -}}
-{{- $repo := .Values.image.repository -}}
-{{- if .Values.image.registry -}}{{- $repo = printf "%s/%s" .Values.image.registry $repo -}}{{- end -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" $repo .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "dbinit.imageOf" (dict "ctx" . "image" .Values.image) -}}
 {{- end -}}
+
+{{/* An image value ({registry, repository, tag, digest}) as a reference; an empty
+repository stands for `image` (the dbinit image). Takes (dict "ctx" $ "image" $value). */}}
+{{- define "dbinit.imageOf" -}}
+{{- $img := .image -}}
+{{- if not $img.repository -}}{{- $img = .ctx.Values.image -}}{{- end -}}
+{{- $repo := $img.repository -}}
+{{- if $img.registry -}}{{- $repo = printf "%s/%s" $img.registry $repo -}}{{- end -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $repo $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .ctx.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A binary in a directory of an image: (dict "dir" "/usr/local/bin" "name" "dbinit"). */}}
+{{- define "dbinit.bin" -}}
+{{- printf "%s/%s" (trimSuffix "/" .dir) .name -}}
 {{- end -}}
 
 {{/* The PostgreSQL password Secret and key: postgres.password (a chart-made Secret) wins

@@ -58,10 +58,13 @@ affinity:
 {{- end }}
 {{- end -}}
 
-{{/* Container-level settings of a dbinit container (after name and command). */}}
+{{/* Container-level settings of a dbinit container (after name and command). Takes
+(dict "ctx" $ "image" $imageValue): the image, or `image` when its repository is empty. */}}
 {{- define "dbinit.container" -}}
-image: {{ include "dbinit.image" . | quote }}
-imagePullPolicy: {{ .Values.image.pullPolicy }}
+{{- $img := .image -}}
+{{- with .ctx -}}
+image: {{ include "dbinit.imageOf" (dict "ctx" . "image" $img) | quote }}
+imagePullPolicy: {{ default .Values.image.pullPolicy $img.pullPolicy }}
 {{- with .Values.securityContext }}
 securityContext:
   {{- toYaml . | nindent 2 }}
@@ -77,6 +80,7 @@ envFrom:
 {{- end }}
 volumeMounts:
   {{- include "dbinit.volumeMounts" . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Environment of every dbinit container; extraEnv comes last so it can add settings. */}}
@@ -124,6 +128,17 @@ volumeMounts:
 - name: REDIS_SSLROOTCERT
   value: /var/run/secrets/dbinit/redis-ca/ca.crt
 {{- end }}
+{{- end }}
+{{- if .Values.migration.command }}
+{{- if or .Values.migration.files .Values.migration.migrationsDir }}
+{{- fail "migration.command runs your own migration tool: it does not go with migration.files or migration.migrationsDir (dbinit's own SQL migrations); for SQL seeds after the command, set DBINIT_SEEDS_DIR in extraEnv" }}
+{{- end }}
+- name: DBINIT_MIGRATE_COMMAND
+  value: {{ toJson .Values.migration.command | quote }}
+{{- end }}
+{{- with .Values.migration.tool }}
+- name: DBINIT_TOOL
+  value: {{ . | quote }}
 {{- end }}
 {{- if and .Values.migration.files .Values.migration.enabled }}
 - name: DBINIT_MIGRATIONS_DIR

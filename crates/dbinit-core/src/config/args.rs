@@ -379,6 +379,46 @@ pub struct MigrateArgs {
     pub lint: super::lint::LintArgs,
 }
 
+/// Tool mode: the team's own migration command, run under dbinit's lock.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Tool mode (your own migration tool)")]
+pub struct ToolArgs {
+    /// The migration tool, so an up-to-date database skips the command: alembic, django,
+    /// sqlx, golang-migrate, dbmate, prisma or flyway [default: recognised from the command]
+    #[arg(long, env = "DBINIT_TOOL", value_name = "TOOL", hide_env_values = true)]
+    pub tool: Option<String>,
+    /// The migration command as a JSON array, run without a shell:
+    /// ["alembic","upgrade","head"]; `-- CMD ARGS...` wins over it
+    #[arg(
+        long,
+        env = "DBINIT_MIGRATE_COMMAND",
+        value_name = "JSON",
+        hide_env_values = true
+    )]
+    pub migrate_command: Option<String>,
+    /// How long the command may take to exit after dbinit forwards SIGTERM to it, before its
+    /// process group is killed; keep it below the pod's terminationGracePeriodSeconds
+    /// [default: 20s]
+    #[arg(
+        long,
+        env = "DBINIT_CHILD_GRACE",
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub child_grace: Option<String>,
+    /// How long the command may run before it is stopped (exit 5) [default: 0, no limit]
+    #[arg(
+        long,
+        env = "DBINIT_MIGRATE_TIMEOUT",
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub migrate_timeout: Option<String>,
+    /// The migration command and its arguments, after `--` (so its flags are its own)
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
 /// Flags shared by every command that ends with an outcome.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Outcome")]

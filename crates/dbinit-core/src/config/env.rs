@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::telemetry::{LogFormat, LogSettings};
+use crate::tool::files::ToolEnv;
 
 /// What the environment says, typed; read once by [`Env::read`]. Empty values are unset.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,11 @@ pub struct Env {
     /// `DBINIT_LOG_FORMAT` as given, for logging an error raised before the options are
     /// checked.
     pub dbinit_log_format: Option<String>,
+    /// What migration tools read to find their files (`ALEMBIC_CONFIG`,
+    /// `DBMATE_MIGRATIONS_DIR`, `DJANGO_SETTINGS_MODULE`, ..., `PATH`), for tool mode.
+    pub tool: ToolEnv,
+    /// The working directory, where a migration command runs and its tool looks for files.
+    pub cwd: PathBuf,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -38,6 +44,18 @@ impl Env {
             rust_log: var("RUST_LOG"),
             log_format: var("LOG_FORMAT"),
             dbinit_log_format: var("DBINIT_LOG_FORMAT"),
+            tool: ToolEnv {
+                alembic_config: var("ALEMBIC_CONFIG"),
+                dbmate_migrations_dir: var("DBMATE_MIGRATIONS_DIR"),
+                dbmate_migrations_table: var("DBMATE_MIGRATIONS_TABLE"),
+                django_settings_module: var("DJANGO_SETTINGS_MODULE"),
+                pythonpath: var("PYTHONPATH"),
+                virtual_env: var("VIRTUAL_ENV"),
+                flyway_locations: var("FLYWAY_LOCATIONS"),
+                flyway_table: var("FLYWAY_TABLE"),
+                path: std::env::var_os("PATH").filter(|p| !p.is_empty()),
+            },
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
         }
     }
 

@@ -20,11 +20,13 @@ mod redis_url;
 #[cfg(test)]
 mod tests;
 mod tls_files;
+mod tool;
 
-pub use args::{ConnArgs, MigrateArgs, OutcomeArgs};
+pub use args::{ConnArgs, MigrateArgs, OutcomeArgs, ToolArgs};
 pub use env::Env;
 pub use lint::LintArgs;
 pub use parse::duration_setting;
+pub use tool::{Use, resolve_tool};
 
 use file::FileConfig;
 use parse::{Named, duration, invalid, pick, set};
@@ -214,8 +216,8 @@ fn resolve_log(
 
 /// Checks the migration options and loads the migration set.
 pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
-    let seeds_dir = set(a.seeds_dir);
-    let dir = match set(a.migrations_dir) {
+    let seeds_dir = set(a.seeds_dir.clone());
+    let dir = match set(a.migrations_dir.clone()) {
         Some(d) => Some(d),
         // An image built FROM dbinit with `COPY migrations /migrations` switches by itself.
         None if a.image_migrations_dir.is_dir() => {
@@ -223,11 +225,11 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
                 "migrations from {} (image directory)",
                 a.image_migrations_dir.display()
             );
-            Some(a.image_migrations_dir)
+            Some(a.image_migrations_dir.clone())
         }
         None => None,
     };
-    let layout = set(a.layout)
+    let layout = set(a.layout.clone())
         .map(|l| {
             Layout::parse(&l).ok_or_else(|| {
                 ConfigError(format!(
@@ -247,7 +249,26 @@ pub fn resolve_migrate(a: MigrateArgs) -> Result<MigrateSettings> {
         migrations = migrations.migrations.len(),
         "migration files"
     );
-    let lint = lint::resolve_lint(a.lint)?;
+    migrate_settings(a, migrations)
+}
+
+/// Checks the migration options of tool mode: the tool applies the migrations, so dbinit's
+/// own set is empty, and only seeds (`DBINIT_SEEDS_DIR`) are read. Neither the set built
+/// into the binary nor `/migrations` is used: in an application's image that directory
+/// may well hold the tool's own files.
+pub fn resolve_migrate_tool(a: MigrateArgs) -> Result<MigrateSettings> {
+    if set(a.migrations_dir.clone()).is_some() {
+        return Err(ConfigError(
+            "DBINIT_MIGRATIONS_DIR (--migrations-dir) names dbinit's own SQL migrations, but a migration command (or --tool) is set: the tool applies the migrations. For SQL seeds after the command, set DBINIT_SEEDS_DIR".into(),
+        ));
+    }
+    let seeds = MigrationSet::seeds_only(set(a.seeds_dir.clone()).as_deref())?;
+    migrate_settings(a, seeds)
+}
+
+/// The options every migration command shares, over the set it will use.
+fn migrate_settings(a: MigrateArgs, migrations: MigrationSet) -> Result<MigrateSettings> {
+    let lint = lint::resolve_lint(a.lint.clone())?;
     let lock_timeout = duration_setting(
         a.lock_timeout,
         "DBINIT_LOCK_TIMEOUT",

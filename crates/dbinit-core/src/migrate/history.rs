@@ -165,6 +165,20 @@ pub async fn ensure_tables(
         .await
 }
 
+/// Creates the seed table alone if missing (run only under the lock): tool mode records seeds
+/// but leaves migrations to the tool.
+pub async fn ensure_seeds_table(
+    client: &Client,
+    seeds_table: &TableName,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (name text NOT NULL, checksum text NOT NULL, applied_on timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (name, checksum));",
+            seeds_table.sql()
+        ))
+        .await
+}
+
 /// Whether `version` needs a `bigint` column.
 pub fn is_wide(version: i64) -> bool {
     i32::try_from(version).is_err()

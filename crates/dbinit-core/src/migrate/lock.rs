@@ -55,10 +55,13 @@ const POLL: Backoff = Backoff {
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// One try: opens a transaction and takes the lock in it, keeping the transaction open when
-/// the lock was granted and closing it when not.
+/// the lock was granted and closing it when not. READ COMMITTED whatever the role or database
+/// sets as default: under REPEATABLE READ the transaction would keep the snapshot of its
+/// first statement, and a `CREATE INDEX CONCURRENTLY` run meanwhile (by dbinit or by a
+/// migration command under this lock) would wait for it forever.
 async fn try_lock(client: &Client, key: i64) -> Result<bool> {
     let sql = format!(
-        "BEGIN;\n{NO_IDLE_TIMEOUTS};\n{DEAD_CLIENT_KEEPALIVES};\nSELECT pg_try_advisory_xact_lock({key})"
+        "BEGIN ISOLATION LEVEL READ COMMITTED;\n{NO_IDLE_TIMEOUTS};\n{DEAD_CLIENT_KEEPALIVES};\nSELECT pg_try_advisory_xact_lock({key})"
     );
     let got = match client.simple_query(&sql).await {
         Ok(rows) => rows.iter().any(

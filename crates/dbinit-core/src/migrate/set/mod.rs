@@ -125,6 +125,23 @@ impl MigrationSet {
         Self::from_listing(listing, seeds, Source::Dir(dir.to_path_buf()), layout)
     }
 
+    /// No migrations, and the seeds of `seeds_dir` (none without it): tool mode, where the
+    /// tool applies the migrations and dbinit only the seeds.
+    pub fn seeds_only(seeds_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        let seeds = match seeds_dir {
+            Some(d) => read::sql_files(d, "seeds")?,
+            None => Vec::new(),
+        };
+        let mut seeds: Vec<Seed> = seeds.iter().map(|(n, s)| Seed::new(n, s)).collect();
+        seeds.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            migrations: Vec::new(),
+            seeds,
+            source: Source::Dir(seeds_dir.map(Path::to_path_buf).unwrap_or_default()),
+            layout: Layout::Dbinit,
+        })
+    }
+
     /// A set from what a folder holds.
     pub fn from_listing(
         listing: Listing,

@@ -111,6 +111,9 @@ pub struct ToolRow {
     pub at: Option<String>,
     /// Prisma's `logs` (the database error of a failed attempt).
     pub logs: Option<String>,
+    /// Flyway's `type` (`SQL`, `JDBC`, `BASELINE`, ...): a `BASELINE` row stands for every
+    /// version up to its own.
+    pub kind: Option<String>,
 }
 
 impl ToolRow {
@@ -124,6 +127,7 @@ impl ToolRow {
             checksum: None,
             at: None,
             logs: None,
+            kind: None,
         }
     }
 }
@@ -155,7 +159,7 @@ fn query(tool: Tool, table: &str) -> String {
             format!("SELECT app::text, name::text, applied::text FROM {table} ORDER BY id")
         }
         Tool::Flyway => format!(
-            "SELECT version::text, success, description::text, checksum::text, installed_on::text FROM {table} WHERE version IS NOT NULL ORDER BY installed_rank"
+            "SELECT version::text, success, description::text, checksum::text, installed_on::text, type::text FROM {table} WHERE version IS NOT NULL ORDER BY installed_rank"
         ),
         Tool::GolangMigrate => format!("SELECT version::text, dirty FROM {table}"),
         Tool::Dbmate => {
@@ -204,6 +208,7 @@ fn row(tool: Tool, r: &[Option<String>]) -> ToolRow {
             out.name = col(2);
             out.checksum = col(3).and_then(|c| c.parse().ok()).map(Checksum::Crc32);
             out.at = col(4);
+            out.kind = col(5);
         }
         Tool::GolangMigrate => {
             if yes(1) {
@@ -360,9 +365,11 @@ mod tests {
                 Some("add index"),
                 Some("-123"),
                 None,
+                Some("BASELINE"),
             ]),
         );
         assert_eq!((f.key.as_str(), f.state), ("1.1", RowState::Failed));
+        assert_eq!(f.kind.as_deref(), Some("BASELINE"));
         assert_eq!(f.checksum, Some(Checksum::Crc32(-123)));
         assert_eq!(f.checksum.and_then(|c| c.matches("x")), None);
         let m = row(Tool::Dbmate, &cols(&[Some("001")]));
