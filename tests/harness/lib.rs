@@ -15,6 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
+pub mod docs;
 pub mod envtest;
 pub mod fixtures;
 pub mod job_world;
@@ -22,11 +23,13 @@ mod kube_api;
 pub mod manifest;
 pub mod node;
 mod pgbouncer;
+mod private_net;
 mod psql_session;
 pub mod tls;
 pub mod tools;
 pub use kube_api::KubeApi;
 pub use pgbouncer::{PgBouncer, PoolMode};
+pub use private_net::PrivateNet;
 pub use psql_session::PsqlSession;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -247,9 +250,13 @@ pub(crate) fn remove_at_exit(dir: &Path) -> Watchdog {
 pub struct PgOpts {
     /// Extra `-c name=value` server settings.
     pub settings: Vec<(String, String)>,
-    /// Run the server inside this network namespace (`/run/netns/NAME`), where the e2e
-    /// node's pods reach it; the test's own psql then goes through the unix socket.
+    /// Run the server inside this network namespace (a name in `/run/netns`, or a path such
+    /// as [`PrivateNet::path`]), where the e2e node's pods reach it; the test's own psql then
+    /// goes through the unix socket.
     pub netns: Option<String>,
+    /// Listen on this port instead of a free one (inside a namespace of the test's own, where
+    /// 5432 is free).
+    pub port: Option<u16>,
 }
 
 /// A real PostgreSQL cluster owned by one test (or shared by a test binary).
@@ -315,9 +322,10 @@ impl Pg {
             ],
         );
         Self {
-            port: match &opts.netns {
-                Some(ns) => node::free_port_in(ns),
-                None => free_port(),
+            port: match (opts.port, &opts.netns) {
+                (Some(p), _) => p,
+                (None, Some(ns)) => node::free_port_in(ns),
+                (None, None) => free_port(),
             },
             dir,
             opts,

@@ -320,39 +320,36 @@ impl Node {
 
 /// The image ID (config digest, `sha256:...`) of the image this run built: the OCI archive
 /// `DBINIT_IMAGE_ARCHIVE` (as `make e2e` exports it), else target/image/dbinit.oci.tar. Pods
-/// whose container status shows another ID ran a stale image.
+/// whose container status shows another ID ran a stale image. Read at every call: a test that
+/// runs `make image` as a reader would (tests/e2e/newcomer.rs) builds and loads a new one.
 pub fn built_image_id() -> String {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        let archive = std::env::var_os("DBINIT_IMAGE_ARCHIVE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target/image/dbinit.oci.tar"));
-        let blob = |name: &str| -> Value {
-            let out = Command::new("tar")
-                .arg("-xOf")
-                .arg(&archive)
-                .arg(name)
-                .output()
-                .expect("run tar");
-            assert!(
-                out.status.success(),
-                "no image archive at {} ({name}): run `make image` (make e2e does)",
-                archive.display()
-            );
-            serde_json::from_slice(&out.stdout).expect("OCI JSON")
-        };
-        let index = blob("index.json");
-        let manifest = index["manifests"][0]["digest"]
-            .as_str()
-            .expect("manifest digest")
-            .replace(':', "/");
-        let m = blob(&format!("blobs/{manifest}"));
-        m["config"]["digest"]
-            .as_str()
-            .expect("config digest")
-            .to_string()
-    })
-    .clone()
+    let archive = std::env::var_os("DBINIT_IMAGE_ARCHIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/image/dbinit.oci.tar"));
+    let blob = |name: &str| -> Value {
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(&archive)
+            .arg(name)
+            .output()
+            .expect("run tar");
+        assert!(
+            out.status.success(),
+            "no image archive at {} ({name}): run `make image` (make e2e does)",
+            archive.display()
+        );
+        serde_json::from_slice(&out.stdout).expect("OCI JSON")
+    };
+    let index = blob("index.json");
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest")
+        .replace(':', "/");
+    let m = blob(&format!("blobs/{manifest}"));
+    m["config"]["digest"]
+        .as_str()
+        .expect("config digest")
+        .to_string()
 }
 
 /// Runs `cmd` with `input` on its stdin; returns its output.
@@ -374,9 +371,19 @@ pub fn pipe(cmd: &mut Command, input: &str) -> Output {
 }
 
 /// `cmd` rebuilt to run inside network namespace `ns` (for [`crate::Pg`] with `netns`).
+/// The file of network namespace `ns`: a name made by `ip netns add` (`/run/netns/NAME`), or
+/// already a path (`/proc/PID/ns/net`, see [`crate::PrivateNet`]).
+pub(crate) fn netns_file(ns: &str) -> String {
+    if ns.starts_with('/') {
+        ns.to_string()
+    } else {
+        format!("/run/netns/{ns}")
+    }
+}
+
 pub(crate) fn in_netns(ns: &str, cmd: &Command) -> Command {
     let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"))
+    c.arg(format!("--net={}", netns_file(ns)))
         .arg(cmd.get_program())
         .args(cmd.get_args());
     c
@@ -394,7 +401,7 @@ pub fn free_port_on_node(node: &Node) -> u16 {
 /// A TCP port that is free inside network namespace `ns` (bound there, then released).
 pub fn free_port_in(ns: &str) -> u16 {
     let out = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(format!("--net={}", netns_file(ns)))
         .args([
             "python3",
             "-c",

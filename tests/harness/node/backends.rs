@@ -67,6 +67,7 @@ impl Backends {
         let pg = Pg::init(PgOpts {
             settings: all,
             netns: node.netns.clone(),
+            ..PgOpts::default()
         });
         let hba = pg.data_dir().join("pg_hba.conf");
         let mut rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");

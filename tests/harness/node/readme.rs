@@ -1,6 +1,7 @@
-//! README's commands, run as written. A fenced block the tests run has a marker line right
-//! before it (`<!-- e2e:NAME -->`); the test takes the block from README.md itself, so a README
-//! edit that breaks a command breaks a test. Commands run with `bash -euo pipefail` in the
+//! README's and docs/'s commands, run as written. A fenced block the tests run has a marker
+//! line right before it (`<!-- e2e:NAME -->`); the test takes the block from the page itself
+//! (README.md or docs/, by name: [`crate::docs::Docs::block`]), so an edit that breaks a
+//! command breaks a test. Commands run with `bash -euo pipefail` in the
 //! repository root, with only a kubeconfig (whose context names the test's namespace), PATH and
 //! HOME set, plus what README tells the user to set.
 //!
@@ -16,66 +17,9 @@ use super::{Node, TestNs, repo_root};
 use crate::Finished;
 use crate::envtest::helm_python;
 
-/// README.md's text.
-pub struct Readme {
-    text: String,
-}
-
-impl Readme {
-    /// Reads the repository's README.md.
-    pub fn load() -> Self {
-        Self {
-            text: std::fs::read_to_string(repo_root().join("README.md")).expect("README.md"),
-        }
-    }
-
-    /// The body of the fenced block right after `<!-- e2e:NAME -->`.
-    pub fn block(&self, name: &str) -> String {
-        let marker = format!("<!-- e2e:{name} -->");
-        let missing = || {
-            panic!(
-                "README.md has no `{marker}` line followed by a fenced block (the tests run \
-                 that block; `grep -n 'e2e:' README.md` lists the markers)"
-            )
-        };
-        let mut lines = self.text.lines().skip_while(|l| l.trim() != marker).skip(1);
-        match lines.next() {
-            Some(fence) if fence.trim_start().starts_with("```") => {}
-            _ => missing(),
-        }
-        let body: Vec<&str> = lines
-            .take_while(|l| !l.trim_start().starts_with("```"))
-            .collect();
-        if body.is_empty() {
-            missing();
-        }
-        body.join("\n") + "\n"
-    }
-
-    /// The shell commands of block `name`: continuation lines joined, blank lines dropped.
-    pub fn commands(&self, name: &str) -> Vec<String> {
-        commands(&self.block(name))
-    }
-}
-
-/// Splits shell text into its commands (one per line, `\`-continued lines joined).
-pub fn commands(block: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for line in block.lines() {
-        if let Some(head) = line.strip_suffix('\\') {
-            cur.push_str(head);
-            cur.push_str("\\\n");
-            continue;
-        }
-        cur.push_str(line);
-        if !cur.trim().is_empty() && !cur.trim_start().starts_with('#') {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.clear();
-    }
-    out
-}
+/// README.md and the pages of docs/: the blocks the end-to-end tests run are found by name
+/// wherever they are (see [`crate::docs`]).
+pub use crate::docs::Docs as Readme;
 
 /// A shell like a user's: `bash -euo pipefail`, the test namespace's kubeconfig, `helm`.
 pub struct Script {
@@ -151,6 +95,36 @@ impl Script {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+
+    /// Runs `command` to its end on this machine itself, outside the node's network namespace:
+    /// what a reader types before there is a cluster to reach (`make cluster-up`, `make image`).
+    pub fn run_here(&self, command: &str, timeout: Duration) -> Finished {
+        let started = Instant::now();
+        let out = std::process::Command::new("timeout")
+            .args(["-k", "5", &timeout.as_secs().max(1).to_string()])
+            .args(["bash", "-euo", "pipefail", "-c", command])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(repo_root())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run bash");
+        let f = Finished {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        assert_eq!(
+            f.code,
+            Some(0),
+            "command failed after {:?}:\n{command}\n--- stdout\n{}\n--- stderr\n{}",
+            f.elapsed,
+            f.stdout,
+            f.stderr
+        );
+        f
     }
 
     /// Runs `command` and panics unless it exits 0.
