@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help deps envtest build release test test-unit test-integration test-kube e2e lint fmt demo bench bench-node \
+.PHONY: help deps envtest build release test test-unit test-integration test-kube e2e lint fmt docs demo bench bench-node \
   cluster-up cluster-down cluster-check image image-load image-check image-docker \
   kind-up kind-load kind-deploy kind-test kind-down clean
 
@@ -64,6 +64,9 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+docs: ## Rewrite the generated tables of docs/ (configuration reference from the parsers, chart values from the schema)
+	$(CARGO) run -q -p dbinit-docgen
 
 demo: deps ## Run dbinit against a throwaway local PostgreSQL + Redis it starts itself
 	@scripts/image/build-bins.sh
