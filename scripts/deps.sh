@@ -16,6 +16,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
 # The pooler tests run a real PgBouncer.
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+# docs/reviewing.md's CI gate reads `dbinit status --output json` with jq, and a test runs it.
+command -v jq >/dev/null || need+=(jq)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -105,21 +105,10 @@ fn pods_are_hardened() {
     }
 }
 
-/// The YAML block of README that follows "The init container, in any pod spec".
+/// README's init-container snippet (the block marked `e2e:init-container`).
 fn readme_pod_spec() -> Value {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README");
-    let after = readme
-        .split_once("The init container, in any pod spec")
-        .expect("README's init container snippet")
-        .1;
-    let block = after
-        .split_once("```yaml\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .expect("a yaml block")
-        .0;
-    serde_saphyr::from_str(block).expect("README's snippet is YAML")
+    let block = dbinit_tests::docs::Docs::load().block("init-container");
+    serde_saphyr::from_str(&block).expect("README's snippet is YAML")
 }
 
 /// The secret example's data: key -> value.

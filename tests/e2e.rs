@@ -1,4 +1,4 @@
-//! End to end on a real node: README's commands, run as written, against pods that a real
+//! End to end on a real node: README's and docs/'s commands, run as written, against pods that a real
 //! kubelet starts from the image built in the same run (`make e2e`: `make cluster-up`, `make
 //! image-load`, then this binary with the node's env). PostgreSQL and Redis run on the node's
 //! network (inside its namespace) and pods reach them like a managed database, through
@@ -39,6 +39,8 @@ mod image;
 mod lease;
 #[path = "e2e/manifests.rs"]
 mod manifests;
+#[path = "e2e/newcomer.rs"]
+mod newcomer;
 #[path = "e2e/nodes.rs"]
 mod nodes;
 #[path = "e2e/pods.rs"]

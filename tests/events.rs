@@ -250,3 +250,60 @@ fn dbinit_labels_go_on_the_lease_and_status_configmap_it_creates() {
         out.stderr
     );
 }
+
+/// docs/operations.md's kubectl blocks, run as written in the namespace after a run that
+/// succeeded and one that failed: the status ConfigMap says what the last run did, its history
+/// holds both, the Lease is there, and the Failed Event names the file.
+#[test]
+fn the_operations_page_reads_a_failed_run_as_written() {
+    use dbinit_tests::docs::{DocShell, Docs};
+    let api = KubeApi::shared();
+    let w = JobWorld::new(api, "ops-docs");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("V1__items.sql"),
+        "CREATE TABLE items (id int);",
+    )
+    .expect("write");
+    ok(&run(w.cmd("admin-token", dir.path())));
+    std::fs::write(dir.path().join("V2__broken.sql"), "SELEC 1;").expect("write");
+    let failed = run(w.cmd("admin-token", dir.path()));
+    assert_eq!(failed.code, Some(5), "{}", failed.stderr);
+    settled(&w, 4);
+
+    let docs = Docs::load();
+    let mut sh = DocShell::new();
+    sh.set(
+        "KUBECONFIG",
+        api.kubeconfig("admin-token", &w.ns).display().to_string(),
+    );
+    let status = sh.run_block(&docs, "ops-status");
+    for want in [
+        "phase: Failed",
+        "exitCode: \"5\"",
+        "V2__broken",
+        "kind: Lease",
+    ] {
+        assert!(
+            status.stdout.contains(want),
+            "{want:?} in:\n{}",
+            status.stdout
+        );
+    }
+    let history = status
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"") && l.contains("\"phase\""))
+        .count();
+    assert!(
+        history >= 2,
+        "the history shows both runs:\n{}",
+        status.stdout
+    );
+    let events = sh.run_block(&docs, "ops-events");
+    assert!(
+        events.stdout.contains("Failed") && events.stdout.contains("V2__broken"),
+        "{}",
+        events.stdout
+    );
+}

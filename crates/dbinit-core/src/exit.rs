@@ -203,4 +203,43 @@ mod tests {
             );
         }
     }
+
+    /// docs/operations.md says what to do for every code, `status --exit-code`'s and the
+    /// review's included:
+    /// one row per code, in numeric order, with its termination-message kind.
+    #[test]
+    fn operations_page_has_a_row_for_every_code() {
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/operations.md"
+        ))
+        .expect("docs/operations.md");
+        let section = page
+            .split("\n## Exit codes\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("docs/operations.md has an `## Exit codes` section");
+        let rows: Vec<(u8, &str)> = section
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
+                let code = cells.next()?.parse().ok()?;
+                Some((code, cells.next()?))
+            })
+            .collect();
+        let mut all: Vec<ExitCode> = ExitCode::ALL
+            .into_iter()
+            .chain(ExitCode::STATUS)
+            .chain(ExitCode::LINT)
+            .collect();
+        all.sort_by_key(|c| *c as u8);
+        assert_eq!(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            all.iter().map(|c| *c as u8).collect::<Vec<_>>(),
+            "one row per code, in order"
+        );
+        for ((code, kind), c) in rows.iter().zip(&all) {
+            assert_eq!(*kind, format!("`{}`", c.as_str()), "row {code}'s kind");
+        }
+    }
 }
