@@ -44,8 +44,10 @@ fn getting_started_on_your_machine_runs_as_written() {
         .set("POSTGRES_PASSWORD", "postgres")
         .run_block(&docs, "local-own-migrations");
     assert!(
-        ran.stdout.contains("V1__create_notes"),
-        "plan names the file it would apply:\n{}",
+        ran.stdout.contains("would create database")
+            && ran.stdout.contains("V1__create_notes")
+            && ran.stdout.contains("notes.sql"),
+        "plan says what the page's comment says: create the database, apply V1, seed:\n{}",
         ran.stdout
     );
     assert_eq!(pg.history("notes"), "1");
