@@ -96,8 +96,15 @@ fn type_of(s: &Value) -> String {
 fn allowed(s: &Value) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(e) = s["enum"].as_array() {
-        let v: Vec<String> = e.iter().map(|x| format!("`{}`", plain(x))).collect();
-        parts.push(format!("one of {}", v.join(", ")));
+        // An empty string among the choices is written as words: `` would print two backticks.
+        let v: Vec<String> = e
+            .iter()
+            .map(plain)
+            .filter(|x| !x.is_empty())
+            .map(|x| format!("`{x}`"))
+            .collect();
+        let empty = if v.len() < e.len() { "empty, or " } else { "" };
+        parts.push(format!("{empty}one of {}", v.join(", ")));
     }
     match (s["minimum"].as_i64(), s["maximum"].as_i64()) {
         (Some(a), Some(b)) => parts.push(format!("{a} to {b}")),
@@ -257,6 +264,16 @@ mod tests {
         );
         assert!(
             md.contains("| `mode` | string | `a` | one of `a`, `b` | The mode. |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn an_empty_choice_is_written_in_words() {
+        let schema = r#"{"properties": {"tool": {"type": "string", "enum": ["", "x", "y"]}}}"#;
+        let md = markdown(schema, "# -- The tool.\ntool: \"\"\n").expect("markdown");
+        assert!(
+            md.contains("| `tool` | string | `\"\"` | empty, or one of `x`, `y` | The tool. |"),
             "{md}"
         );
     }
