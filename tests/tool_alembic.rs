@@ -14,7 +14,7 @@ use dbinit_tests::tools::{self, code_counts, concurrently};
 use dbinit_tests::{Pg, command, finish, run};
 
 /// An Alembic project made by the real CLI: `alembic init`, an env.py that reads
-/// DATABASE_URL (README's lines), and revisions by `alembic revision`.
+/// DATABASE_URL (docs/keeping-your-tool.md's lines), and revisions by `alembic revision`.
 struct Project {
     dir: tempfile::TempDir,
 }

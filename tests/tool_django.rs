@@ -2,7 +2,7 @@
 //! migrate` on a fresh database, an up-to-date one (no child started), one with a pending
 //! migration, a failing migration (exit 5 with Django's words), and ten runners at once
 //! (each migration once, no duplicate history: bare Django duplicates both, tools.md §4).
-//! The project's settings.py reads DATABASE_URL as README shows.
+//! The project's settings.py reads DATABASE_URL as docs/keeping-your-tool.md shows.
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ if __name__ == "__main__":
     execute_from_command_line(sys.argv)
 "#;
 
-/// README's settings.py: DATABASES from the DATABASE_URL dbinit gives the child.
+/// docs/keeping-your-tool.md's settings.py: DATABASES from the DATABASE_URL dbinit gives the child.
 const SETTINGS_PY: &str = r#"import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 

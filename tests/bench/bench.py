@@ -99,7 +99,7 @@ def generate(root, n):
         floor.append(f"BEGIN;\n{sql}INSERT INTO floor_history (version) VALUES ({i});\nCOMMIT;")
     (root / "floor.sql").write_text("\n".join(floor) + "\n")
     # BENCH_SQLALCHEMY_URL for bare Alembic; under dbinit (tool mode) the DATABASE_URL it
-    # passes, as README's env.py lines read it.
+    # passes, as the env.py lines of docs/keeping-your-tool.md read it.
     (root / "alembic/env.py").write_text(
         "import os, re\nfrom alembic import context\nfrom sqlalchemy import create_engine\n"
         "url = os.environ.get('BENCH_SQLALCHEMY_URL') or re.sub(r'^postgres(ql)?://', 'postgresql+psycopg2://', os.environ['DATABASE_URL'])\n"
@@ -148,7 +148,7 @@ def tools(pg, sets, peers):
         out.append(Tool("alembic 1.20", [str(alembic), "--version"],
                         lambda db: [str(alembic), "-c", str(sets / "alembic.ini"), "upgrade", "head"],
                         {"BENCH_SQLALCHEMY_URL": None}))
-    # Tool mode (README "Keep your tool"): dbinit around each tool's own command. On an
+    # Tool mode (docs/keeping-your-tool.md): dbinit around each tool's own command. On an
     # up-to-date database dbinit reads the tool's table and files and starts no child.
     def tool_mode(name, cmd):
         out.append(Tool(f"dbinit -- {name} (tool mode)", [dbinit, "--version"],

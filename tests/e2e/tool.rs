@@ -1,10 +1,10 @@
 //! Tool mode on the real node (issue 21): an image derived from the dbinit image with the
-//! static dbmate binary from npm and a project's `db/migrations` (README's Dockerfile, built
-//! by scripts/image-derive.sh), installed by the chart with `migration.command` and that
-//! image for both the hook Job and the app's init container. The Job runs `dbmate up` under
-//! the Lease and the lock; the app pods' `dbinit wait` (tool dbmate, from the same
-//! DBINIT_MIGRATE_COMMAND) become Ready after it; an upgrade finds dbmate up to date and
-//! does not start it.
+//! static dbmate binary from npm and a project's `db/migrations` (the tool-image Dockerfile of
+//! docs/keeping-your-tool.md, built by scripts/image-derive.sh), installed by the chart with
+//! `migration.command` and that image for both the hook Job and the app's init container.
+//! The Job runs `dbmate up` under the Lease and the lock; the app pods' `dbinit wait` (tool
+//! dbmate, from the same DBINIT_MIGRATE_COMMAND) become Ready after it; an upgrade finds
+//! dbmate up to date and does not start it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -27,7 +27,7 @@ fn write(path: &Path, text: &str, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// README's tool-image Dockerfile, with dbmate and two migrations in its context, built and
+/// The tool-image Dockerfile (docs/keeping-your-tool.md), with dbmate and two migrations in its context, built and
 /// loaded onto the node. Returns the image ID.
 fn build_and_load(w: &World, dir: &Path) -> String {
     let ctx = dir.join("context");
