@@ -114,6 +114,19 @@ impl ExitCode {
     /// The code of the migration review's gate (`lint --fail-on`, `DBINIT_LINT_FAIL_ON`).
     pub const LINT: [ExitCode; 1] = [Self::Unsafe];
 
+    /// The codes a retry cannot fix (bad settings, a refusal, a failed or diverged migration,
+    /// an unadopted or too new schema, a blocking review finding): the chart's Pod failure
+    /// policy fails the Job at once on exactly these (a test reads job.yaml).
+    pub const FINAL: [ExitCode; 7] = [
+        Self::Config,
+        Self::Refused,
+        Self::MigrationFailed,
+        Self::Diverged,
+        Self::Unadopted,
+        Self::Incompatible,
+        Self::Unsafe,
+    ];
+
     /// The table as `--help` prints it, one code per line.
     pub fn help() -> String {
         let mut s = String::from("Exit codes:\n");
@@ -164,6 +177,26 @@ mod tests {
             all.len(),
             ExitCode::ALL.len() + ExitCode::STATUS.len() + ExitCode::LINT.len()
         );
+    }
+
+    /// The chart's Pod failure policy and deploy/job.yaml's commented copy of it list the
+    /// codes of `FINAL`, so a new final code cannot be retried by a Job by oversight.
+    #[test]
+    fn pod_failure_policy_lists_the_final_codes() {
+        let want: Vec<String> = ExitCode::FINAL
+            .iter()
+            .map(|c| (*c as u8).to_string())
+            .collect();
+        let want = format!("[{}]", want.join(", "));
+        for file in ["helm/dbinit/templates/job.yaml", "deploy/job.yaml"] {
+            let path = format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect(file);
+            let line = text
+                .lines()
+                .find(|l| l.contains("values: ["))
+                .unwrap_or_else(|| panic!("{file} has a podFailurePolicy `values: [...]`"));
+            assert!(line.contains(&want), "{file}: {line:?} should list {want}");
+        }
     }
 
     /// README's exit-code table is the same table: every code, in order, each row starting

@@ -241,7 +241,7 @@ pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         name: own::UNKNOWN_RULE,
         class: Class::Advice,
-        recipe: "name rules as `dbinit lint` prints them (see README's rule table)",
+        recipe: "name rules as `dbinit lint` prints them (see docs/reviewing.md)",
     },
     RuleInfo {
         name: own::NOT_LINTED,

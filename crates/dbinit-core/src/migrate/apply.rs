@@ -70,7 +70,7 @@ fn failure(
     if sqlstate.as_deref() == Some("25001") {
         // "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" and friends.
         message.push_str(&format!(
-            "; this statement cannot run inside a transaction: make `{NO_TRANSACTION_MARKER}` the first line of the file to run it outside one (see README)"
+            "; this statement cannot run inside a transaction: make `{NO_TRANSACTION_MARKER}` the first line of the file to run it outside one (see docs/migrations.md)"
         ));
     }
     Error::ScriptFailed {

@@ -337,7 +337,7 @@ pub fn refusal(database: &str, m: &MigrateSettings, found: &Findings) -> Refusal
         _ => "adopt one tool's history with `dbinit adopt --from TOOL` (DBINIT_ADOPT_FROM=TOOL), or record a version with `dbinit baseline --version N` (DBINIT_BASELINE_VERSION=N)".to_string(),
     };
     Refusal(format!(
-        "database {database:?} has no dbinit history ({}) but is not empty: found {}; dbinit will not apply {first} on top of it. To switch to dbinit, {how}; `dbinit plan` shows what that would do (README: Adopting an existing database)",
+        "database {database:?} has no dbinit history ({}) but is not empty: found {}; dbinit will not apply {first} on top of it. To switch to dbinit, {how}; `dbinit plan` shows what that would do (docs/adopting.md)",
         m.history.plain(),
         what.join("; and ")
     ))
