@@ -5,7 +5,8 @@
 # Prints the cache path; the tests find each tool under it (tests/harness/tools.rs).
 #
 #   tools/cargo/bin/sqlx       sqlx-cli 0.9.0 from crates.io (postgres + rustls only). Built
-#                              from source: ~8 min on 2 cores the first time.
+#                              from source, unoptimised (the tests run it, `make bench` builds
+#                              its own optimised peers): ~4 min on 2 cores the first time.
 #   tools/npm/node_modules/.bin/dbmate   dbmate 2.36.0 from npm (a static Go binary), ~6 s.
 #   tools/venv/bin/{alembic,python}      Alembic 1.20.1, SQLAlchemy, psycopg2-binary and
 #                              Django 5.x from PyPI, for tool mode's tests (#21), ~1 min.
@@ -14,6 +15,10 @@
 set -euo pipefail
 cache=${DBINIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dbinit}/tools
 mkdir -p "$cache"
+# One installer at a time (two tiers, or two worktrees, may ask at once); the others wait and
+# then find the tools there.
+exec 9>"$cache.lock"
+flock 9
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -28,8 +33,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ ! -x "$cache/cargo/bin/sqlx" ]; then
-  echo "migration-tools: building sqlx-cli 0.9.0 (once, ~8 min on 2 cores)" >&2
-  nice cargo install -q --locked --root "$cache/cargo" sqlx-cli --version 0.9.0 \
+  echo "migration-tools: building sqlx-cli 0.9.0 (once, ~4 min on 2 cores)" >&2
+  nice cargo install -q --locked --debug --root "$cache/cargo" sqlx-cli --version 0.9.0 \
     --no-default-features --features postgres,rustls >&2
 fi
 if [ ! -x "$cache/npm/node_modules/.bin/dbmate" ]; then
