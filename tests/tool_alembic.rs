@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbinit_tests::tools::{self, code_counts, concurrently};
+use dbinit_tests::tools::{
+    self, assert_all_succeeded, assert_starts_no_child, code_counts, concurrently,
+};
 use dbinit_tests::{Pg, command, finish, run};
 
 /// An Alembic project made by the real CLI: `alembic init`, an env.py that reads
@@ -184,15 +186,7 @@ fn bare_alembic_races_and_ten_dbinit_runners_apply_each_revision_once() {
 
     // With dbinit: the database does not exist yet either.
     let runs = concurrently(10, |_| upgrade_head(&pg, "shop", p.path()));
-    for r in &runs {
-        assert_eq!(
-            r.code,
-            Some(0),
-            "{}: {}",
-            code_counts(&runs),
-            r.all_output()
-        );
-    }
+    assert_all_succeeded(&runs);
     assert_eq!(
         pg.psql("shop", "SELECT string_agg(rev || '=' || n, ',' ORDER BY rev) FROM (SELECT rev, count(*) n FROM ran GROUP BY rev) x"),
         "a1000001=1,b2000002=1,c3000003=1"
@@ -228,22 +222,8 @@ fn up_to_date_starts_no_child_failures_are_exit_5_and_sigterm_rolls_back() {
     );
 
     // Up to date: the command is not started. Proven with one that would fail if it were.
-    let mut c = dbinit(&pg, "app", p.path(), "run");
-    c.args([
-        "--tool",
-        "alembic",
-        "--",
-        "sh",
-        "-c",
-        "echo CHILD-RAN >&2; exit 97",
-    ]);
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.all_output());
-    assert!(
-        !out.stderr.lines().any(|l| l == "CHILD-RAN"),
-        "{}",
-        out.stderr
-    );
+    let c = dbinit(&pg, "app", p.path(), "run");
+    let out = assert_starts_no_child(c, "alembic");
     assert!(
         out.stderr.contains("Alembic is up to date"),
         "{}",

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use dbinit_tests::tools::{self, code_counts, concurrently, counts, dbinit, printed, termination};
+use dbinit_tests::tools::{
+    self, assert_all_succeeded, assert_starts_no_child, concurrently, counts, dbinit, termination,
+};
 use dbinit_tests::{Pg, run};
 
 const MANAGE_PY: &str = r#"#!/usr/bin/env python
@@ -131,17 +133,8 @@ fn fresh_up_to_date_pending_and_failing() {
     // ...nor one that would fail if it ran.
     let bin = tools::venv_bin_dir();
     let mut c = dbinit(&pg, "shop", p, "run", &[&bin]);
-    c.env("DJANGO_SETTINGS_MODULE", "proj.settings").args([
-        "--tool",
-        "django",
-        "--",
-        "sh",
-        "-c",
-        "echo CHILD-RAN; exit 97",
-    ]);
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.all_output());
-    assert!(!printed(&out, "CHILD-RAN"), "{}", out.all_output());
+    c.env("DJANGO_SETTINGS_MODULE", "proj.settings");
+    assert_starts_no_child(c, "django");
 
     // Pending: a new migration runs.
     write(
@@ -192,15 +185,7 @@ fn ten_runners_apply_each_migration_once() {
     let pg = Pg::start_new();
     let d = project(3);
     let runs = concurrently(10, |_| migrate(&pg, "fresh", d.path()));
-    for r in &runs {
-        assert_eq!(
-            r.code,
-            Some(0),
-            "{}: {}",
-            code_counts(&runs),
-            r.all_output()
-        );
-    }
+    assert_all_succeeded(&runs);
     assert_eq!(counts(&pg, "fresh", "shop_item", "name"), "from 0002=1");
     // No duplicate history rows (django_migrations has no unique key).
     assert_eq!(

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use dbinit_tests::tools::{self, code_counts, concurrently, counts, dbinit, printed, termination};
+use dbinit_tests::tools::{
+    self, assert_all_succeeded, assert_starts_no_child, concurrently, counts, dbinit, termination,
+};
 use dbinit_tests::{Pg, run};
 
 fn write(dir: &Path, name: &str, sql: &str) {
@@ -54,18 +56,8 @@ fn fresh_up_to_date_pending_failing_and_edited() {
     assert_eq!(out.code, Some(0), "{}", out.all_output());
     assert!(out.stderr.contains("sqlx is up to date"), "{}", out.stderr);
     let bin = tools::sqlx().parent().expect("bin").to_path_buf();
-    let mut c = dbinit(&pg, "items", p, "run", &[&bin]);
-    c.args([
-        "--tool",
-        "sqlx",
-        "--",
-        "sh",
-        "-c",
-        "echo CHILD-RAN; exit 97",
-    ]);
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.all_output());
-    assert!(!printed(&out, "CHILD-RAN"), "{}", out.all_output());
+    let c = dbinit(&pg, "items", p, "run", &[&bin]);
+    assert_starts_no_child(c, "sqlx");
 
     write(
         p,
@@ -118,15 +110,7 @@ fn ten_runners_apply_each_migration_once() {
     let pg = Pg::start_new();
     let d = project(3);
     let runs = concurrently(10, |_| migrate(&pg, "fresh", d.path()));
-    for r in &runs {
-        assert_eq!(
-            r.code,
-            Some(0),
-            "{}: {}",
-            code_counts(&runs),
-            r.all_output()
-        );
-    }
+    assert_all_succeeded(&runs);
     assert_eq!(counts(&pg, "fresh", "items", "name"), "from 2=1");
     assert_eq!(
         pg.psql(

@@ -148,6 +148,24 @@ pub fn code_counts(runs: &[Finished]) -> String {
     out.join(" ")
 }
 
+/// Asserts that every one of `runs` exited 0, naming all their codes when one did not.
+pub fn assert_all_succeeded(runs: &[Finished]) {
+    for r in runs {
+        assert_eq!(r.code, Some(0), "{}: {}", code_counts(runs), r.all_output());
+    }
+}
+
+/// Runs `c`, a `dbinit run` set up for `tool`, with a command that would fail if it ran in
+/// place of the tool's, and asserts that dbinit did not start it: the proof that an up-to-date
+/// check costs no child. Returns the run for the caller's own checks.
+pub fn assert_starts_no_child(mut c: Command, tool: &str) -> Finished {
+    c.args(["--tool", tool, "--", "sh", "-c", "echo CHILD-RAN; exit 97"]);
+    let out = crate::run(c);
+    assert_eq!(out.code, Some(0), "{}", out.all_output());
+    assert!(!printed(&out, "CHILD-RAN"), "{}", out.all_output());
+    out
+}
+
 /// `dbinit SUB` against `db` on `pg`, run in the project directory `dir` with `bins` first
 /// on PATH, its termination message written to `dir/termination-log`.
 pub fn dbinit(pg: &Pg, db: &str, dir: &Path, sub: &str, bins: &[&Path]) -> Command {

@@ -17,7 +17,8 @@ pub enum ExitCode {
     Timeout = 3,
     /// Authentication or permission refused; retrying will not help.
     Refused = 4,
-    /// A migration or seed failed and was rolled back.
+    /// A migration or seed failed and was rolled back, or the team's own migration command
+    /// (tool mode) exited non-zero, was killed or ran past its timeout.
     MigrationFailed = 5,
     /// The database's history diverges from the migration set (edited or missing files).
     Diverged = 6,
@@ -90,7 +91,7 @@ impl ExitCode {
             Self::Config => "bad configuration",
             Self::Timeout => "timed out waiting for a dependency",
             Self::Refused => "authentication or permission refused",
-            Self::MigrationFailed => "a migration or seed failed",
+            Self::MigrationFailed => "a migration, seed or migration command failed",
             Self::Diverged => "the migration set diverges from the database",
             Self::Lock => "lock not acquired in time",
             Self::Interrupted => "interrupted by SIGTERM/SIGINT",
