@@ -13,7 +13,7 @@ use super::error::{Error, Result};
 use super::lock::{self, OnWait};
 use super::observe::read_plan;
 use super::report::RunReport;
-use super::session::pg_error;
+use super::session::{pg_error, scalar};
 use super::settings::MigrateSettings;
 use super::{apply, history, review};
 use crate::dependency;
@@ -211,7 +211,12 @@ async fn migrate_locked(
     let _ = work
         .batch_execute("SET client_connection_check_interval = 1000")
         .await;
-    let work_pid = backend_pid(&work).await?;
+    let work_pid: i32 = scalar(
+        &work,
+        "read the work connection's backend pid",
+        "SELECT pg_backend_pid()",
+    )
+    .await?;
     history::ensure_tables(&work, &m.history, &m.seeds_table)
         .await
         .map_err(|e| {
@@ -267,19 +272,4 @@ async fn migrate_locked(
     )
     .await?;
     apply::seeds(&conn, &m.seeds_table, &seeds, report).await
-}
-
-/// The server process of `client`'s session, for asking who blocks it.
-async fn backend_pid(client: &Client) -> Result<i32> {
-    let rows = client
-        .simple_query("SELECT pg_backend_pid()")
-        .await
-        .map_err(|e| pg_error("read the work connection's backend pid", e))?;
-    Ok(rows
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or_default())
 }

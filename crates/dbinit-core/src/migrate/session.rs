@@ -145,6 +145,26 @@ pub fn pg_error(action: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// The one value `sql` returns (first row, first column), parsed, or `T::default()` when
+/// there is none: the server facts a run reads about its own session (backend pid, version).
+pub async fn scalar<T: std::str::FromStr + Default>(
+    client: &tokio_postgres::Client,
+    action: &str,
+    sql: &str,
+) -> Result<T, Error> {
+    let rows = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| pg_error(action, e))?;
+    Ok(rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use super::sessions;
 use super::settings::ToolSettings;
 use super::state::{self, ToolState, Verdict};
 use crate::migrate::report::RunReport;
-use crate::migrate::session::pg_error;
+use crate::migrate::session::{pg_error, scalar};
 use crate::migrate::set::Seed;
 use crate::migrate::{self, MigrateSettings, OnWait, apply, history, lock};
 use crate::postgres::connect::connect_target;
@@ -228,7 +228,13 @@ async fn locked(
             "another runner brought the tool up to date while we waited; not running the command"
         );
     } else if let (Some(cmd), Some(program)) = (&t.command, &t.program) {
-        let check = server_version(&work).await? >= 140_000;
+        let check = scalar::<u32>(
+            &work,
+            "read the server version",
+            "SELECT current_setting('server_version_num')",
+        )
+        .await?
+            >= 140_000;
         // Not kept open through a long command: idle_session_timeout may end it.
         drop(work);
         run_command(
@@ -266,7 +272,12 @@ async fn locked(
                 e,
             )
         })?;
-    let work_pid = backend_pid(&work).await?;
+    let work_pid: i32 = scalar(
+        &work,
+        "read the work connection's backend pid",
+        "SELECT pg_backend_pid()",
+    )
+    .await?;
     let conn = apply::Conn {
         work: &work,
         work_pid,
@@ -354,34 +365,4 @@ async fn run_command(
         }
     }
     Ok(())
-}
-
-/// `server_version_num`.
-async fn server_version(client: &Client) -> Result<u32> {
-    let rows = client
-        .simple_query("SELECT current_setting('server_version_num')")
-        .await
-        .map_err(|e| pg_error("read the server version", e))?;
-    Ok(rows
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or_default())
-}
-
-/// The server process of `client`'s session.
-async fn backend_pid(client: &Client) -> Result<i32> {
-    let rows = client
-        .simple_query("SELECT pg_backend_pid()")
-        .await
-        .map_err(|e| pg_error("read the work connection's backend pid", e))?;
-    Ok(rows
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or_default())
 }
