@@ -3,9 +3,7 @@
 # must still read a history table the new one wrote, and the other way round): built once from
 # git at $DBINIT_PREVIOUS_RELEASE (default b00239a, the last release before 64-bit versions) in
 # a temporary worktree, and cached outside the repo. Prints the binary's path. A no-op when it
-# is cached. The first time, its build shares this tree's build directory (cargo's build-dir),
-# so the crates both trees use at the same version and features are compiled once: about a
-# minute after `make build` instead of 5 on 2 cores.
+# is cached; about 5 minutes on 2 cores the first time (a debug build of the whole tree).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 rev=${DBINIT_PREVIOUS_RELEASE:-b00239a}
@@ -28,11 +26,10 @@ cleanup() {
 trap cleanup EXIT
 git -C "$here" worktree add -q --detach "$work/src" "$rev" >&2
 echo "previous-release: building dbinit at $rev (once; cached in $cache)" >&2
-# The binary lands in $cache/target (never in this tree's target/debug, where the tests find
-# today's dbinit); the intermediate files go where this tree's build keeps its own.
-build_dir=${CARGO_TARGET_DIR:-$here/target}
-(cd "$work/src" && CARGO_TARGET_DIR="$cache/target" CARGO_BUILD_BUILD_DIR="$build_dir" \
-  nice cargo build -q --bin dbinit >&2)
+# Its own target dir, never this tree's: the two trees' dbinit-core share a path and a name,
+# so cargo gives both the same build-script directory, and the old tree's generated code
+# would replace this tree's (seen with a shared build-dir: `embedded::DIRS` not found).
+(cd "$work/src" && CARGO_TARGET_DIR="$cache/target" nice cargo build -q --bin dbinit >&2)
 cp "$cache/target/debug/dbinit" "$bin.tmp"
 mv "$bin.tmp" "$bin"
 rm -rf "$cache/target"
