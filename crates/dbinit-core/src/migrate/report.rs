@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::adopt::audit::AdoptionRecord;
 use super::plan::{Entry, EntryState, Plan};
 use super::set::{Migration, MigrationSet, Seed};
 use crate::exit::ExitCode;
@@ -158,41 +159,6 @@ pub struct InvalidIndex {
     pub migration: String,
     /// The statement that drops it, so the migration can build it again.
     pub repair: String,
-}
-
-/// Where the history came from when dbinit recorded it without running the files (`dbinit
-/// adopt`, `dbinit baseline` or their settings): the latest such record of `dbinit_audit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AdoptionRecord {
-    /// `adopt` or `baseline`.
-    pub action: String,
-    /// Where the newest recorded version came from: `_sqlx_migrations version 20230404095503`,
-    /// `alembic_version revision b8f15d3a0e96`, `baseline`.
-    pub source: String,
-    /// How many versions it recorded.
-    pub versions: u64,
-    /// The highest version it recorded.
-    pub version: i64,
-    /// When (RFC 3339, UTC).
-    pub at: String,
-    /// Who: the database role and the connection's `application_name`
-    /// (`dbinit/<version> <pod>`).
-    pub actor: String,
-}
-
-impl AdoptionRecord {
-    /// One line for `status`.
-    pub fn text(&self) -> String {
-        let what = if self.action == "baseline" {
-            "baselined".to_string()
-        } else {
-            format!("adopted from {}", self.source)
-        };
-        format!(
-            "{what}: {} version(s) up to {} recorded without running them, at {} by {}",
-            self.versions, self.version, self.at, self.actor
-        )
-    }
 }
 
 /// What `status` prints; its JSON form is described by `status.schema.json` in this crate.

@@ -1,12 +1,37 @@
-//! Each tool's own semantics of "applied", for [`super::state::judge`]: what is pending,
+//! Each tool's own semantics of "applied", for [`judge`]: what is pending,
 //! what the table holds that the files do not (ahead), and what it records as failed, with
 //! the tool's own fix.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::files::{django, flyway::FlywayVersion};
+use super::files::{Expected, django, flyway::FlywayVersion};
+use super::kind::Tool;
 use super::recorded::Recorded;
 use super::state::ToolState;
+
+/// Judges `recorded` against `expected`. `settled` says no run can be in progress (the
+/// migration lock is held): a Prisma row that is neither finished nor logged is then a
+/// failure, not a migration still running.
+pub fn judge(
+    tool: Tool,
+    table: &str,
+    expected: &Expected,
+    recorded: &Recorded,
+    settled: bool,
+) -> ToolState {
+    let s = ToolState::new(tool, table);
+    match (expected, recorded) {
+        (Expected::Alembic(f), r) => alembic(s, f, r),
+        (Expected::Django(f), r) => django(s, f, r),
+        (Expected::Sqlx { files, checksums }, r) => sqlx(s, files, *checksums, r),
+        (Expected::Dbmate(f), r) => dbmate(s, f, r),
+        (Expected::GolangMigrate { files, dir }, r) => {
+            golang_migrate(s, files, &dir.display().to_string(), r)
+        }
+        (Expected::Prisma(f), r) => prisma(s, f, r, settled),
+        (Expected::Flyway(f), r) => flyway(s, f, r),
+    }
+}
 
 pub(super) fn mismatch(s: ToolState, r: &Recorded) -> ToolState {
     let t = s.table.clone();

@@ -144,7 +144,7 @@ pub async fn state(ctx: &Context<'_>, t: &ToolSettings, exists: bool) -> Result<
     let expected = p.read();
     if !exists {
         let state = match &expected {
-            Ok(e) => super::state::judge(
+            Ok(e) => super::judge::judge(
                 p.tool,
                 &p.table.plain(),
                 e,

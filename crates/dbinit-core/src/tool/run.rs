@@ -17,11 +17,12 @@ use super::command::MigrateCommand;
 use super::env;
 use super::error::{Error, Result};
 use super::files::Expected;
+use super::judge;
 use super::recorded::{self, ReadError};
 use super::report::ToolReport;
 use super::sessions;
 use super::settings::ToolSettings;
-use super::state::{self, ToolState, Verdict};
+use super::state::{ToolState, Verdict};
 use crate::migrate::report::RunReport;
 use crate::migrate::session::{pg_error, scalar};
 use crate::migrate::set::Seed;
@@ -67,7 +68,7 @@ pub(crate) async fn look(
         Err(why) => return Ok(Some(ToolState::unknown(p.tool, &table, why.clone()))),
     };
     match recorded::read(client, p.tool, &p.table).await {
-        Ok(r) => Ok(Some(state::judge(p.tool, &table, expected, &r, settled))),
+        Ok(r) => Ok(Some(judge::judge(p.tool, &table, expected, &r, settled))),
         Err(e @ ReadError::Shape { .. }) => {
             Ok(Some(ToolState::unknown(p.tool, &table, e.to_string())))
         }

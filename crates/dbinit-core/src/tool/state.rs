@@ -10,10 +10,7 @@
 
 use serde::Serialize;
 
-use super::files::Expected;
-use super::judge;
 use super::kind::Tool;
-use super::recorded::Recorded;
 
 /// The one-word result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,29 +157,5 @@ impl ToolState {
                 self.problem.as_deref().unwrap_or("?")
             ),
         }
-    }
-}
-
-/// Judges `recorded` against `expected`. `settled` says no run can be in progress (the
-/// migration lock is held): a Prisma row that is neither finished nor logged is then a
-/// failure, not a migration still running.
-pub fn judge(
-    tool: Tool,
-    table: &str,
-    expected: &Expected,
-    recorded: &Recorded,
-    settled: bool,
-) -> ToolState {
-    let s = ToolState::new(tool, table);
-    match (expected, recorded) {
-        (Expected::Alembic(f), r) => judge::alembic(s, f, r),
-        (Expected::Django(f), r) => judge::django(s, f, r),
-        (Expected::Sqlx { files, checksums }, r) => judge::sqlx(s, files, *checksums, r),
-        (Expected::Dbmate(f), r) => judge::dbmate(s, f, r),
-        (Expected::GolangMigrate { files, dir }, r) => {
-            judge::golang_migrate(s, files, &dir.display().to_string(), r)
-        }
-        (Expected::Prisma(f), r) => judge::prisma(s, f, r, settled),
-        (Expected::Flyway(f), r) => judge::flyway(s, f, r),
     }
 }

@@ -7,9 +7,10 @@ use super::files::Expected;
 use super::files::alembic::{AlembicFiles, Revision};
 use super::files::flyway::FlywayVersion;
 use super::files::sqlx::SqlxFile;
+use super::judge::judge;
 use super::kind::Tool;
 use super::recorded::{FlywayRow, PrismaRow, Recorded, SqlxRow};
-use super::state::{Verdict, judge};
+use super::state::Verdict;
 
 fn set(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -10,13 +10,48 @@
 //! [`write`] is the one writer of history rows that dbinit records without running their
 //! files: each goes in with its audit row, in one transaction.
 
+use serde::Serialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::migrate::history::{insert_migration_sql, is_wide, update_migration_sql, widen_sql};
-use crate::migrate::report::AdoptionRecord;
 use crate::migrate::set::Migration;
 use crate::postgres::sql::{TableName, quote_literal};
+
+/// Where the history came from when dbinit recorded it without running the files (`dbinit
+/// adopt`, `dbinit baseline` or their settings): the latest such record of `dbinit_audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdoptionRecord {
+    /// `adopt` or `baseline`.
+    pub action: String,
+    /// Where the newest recorded version came from: `_sqlx_migrations version 20230404095503`,
+    /// `alembic_version revision b8f15d3a0e96`, `baseline`.
+    pub source: String,
+    /// How many versions it recorded.
+    pub versions: u64,
+    /// The highest version it recorded.
+    pub version: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who: the database role and the connection's `application_name`
+    /// (`dbinit/<version> <pod>`).
+    pub actor: String,
+}
+
+impl AdoptionRecord {
+    /// One line for `status`.
+    pub fn text(&self) -> String {
+        let what = if self.action == "baseline" {
+            "baselined".to_string()
+        } else {
+            format!("adopted from {}", self.source)
+        };
+        format!(
+            "{what}: {} version(s) up to {} recorded without running them, at {} by {}",
+            self.versions, self.version, self.at, self.actor
+        )
+    }
+}
 
 /// What put an audit row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

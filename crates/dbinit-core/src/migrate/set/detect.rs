@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use super::dbmate;
+use super::layout::Parts;
 use super::layout::{self, Direction, Layout};
-use super::migration::{Migration, Parts};
+use super::migration::Migration;
 
 /// What a folder holds, before a layout reads it.
 #[derive(Debug, Clone, Default)]

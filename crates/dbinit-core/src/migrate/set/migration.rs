@@ -10,16 +10,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use super::layout::Layout;
-
-/// Whether a migration must be applied in version order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefix {
-    /// `V1__name.sql`, and every other layout's files: in order.
-    Versioned,
-    /// refinery's `U1__name.sql`: may be applied late.
-    Unversioned,
-}
+use super::layout::{Layout, Parts, Prefix};
 
 /// One migration of the set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,32 +39,6 @@ pub fn checksum(name: &str, version: i64, sql: &str) -> u64 {
     }
     sql.hash(&mut h);
     h.finish()
-}
-
-/// What a layout reader found in one file (or Prisma directory), before it becomes a
-/// [`Migration`].
-#[derive(Debug, Clone)]
-pub struct Parts {
-    /// The version as an integer.
-    pub version: i64,
-    /// The version's digits as written in the file name (`001`, `20230404095503`).
-    pub version_text: String,
-    /// The name the history records (`create_users`).
-    pub name: String,
-    /// The user's file name, relative to the folder (`V1__a.sql`, `1_a.up.sql`,
-    /// `20240101000000_init/migration.sql`).
-    pub file: String,
-    /// `V1__name` or `U1__name` (dbinit layout only).
-    pub prefix: Prefix,
-    /// The SQL that runs: the file, or dbmate's up section.
-    pub sql: String,
-    /// The whole file as read, which other tools hash (sqlx's SHA-384, Prisma's SHA-256).
-    pub text: String,
-    /// The layout's own no-transaction marker is set (sqlx `-- no-transaction`, dbmate
-    /// `transaction:false`).
-    pub no_transaction: bool,
-    /// The down file or section kept beside it (never run).
-    pub down: Option<String>,
 }
 
 impl Migration {

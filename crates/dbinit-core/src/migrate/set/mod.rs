@@ -16,8 +16,9 @@ mod migration;
 mod read;
 
 pub use detect::Listing;
+pub use layout::Prefix;
 pub use layout::{Layout, split_version};
-pub use migration::{Migration, Prefix, checksum};
+pub use migration::{Migration, checksum};
 
 /// The two kinds of script a set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
