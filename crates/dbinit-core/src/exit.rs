@@ -200,26 +200,33 @@ mod tests {
         }
     }
 
-    /// README's exit-code table is the same table: every code, in order, each row starting
-    /// with the code's summary.
-    #[test]
-    fn readme_table_matches_the_code() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .expect("README.md");
-        let section = readme
+    /// The `## Exit codes` section of a page of the repository, and its table's rows as
+    /// (code, first cell after the code): README and docs/operations.md both keep one.
+    fn exit_code_rows(page: &str) -> (String, Vec<(u8, String)>) {
+        let path = format!("{}/../../{page}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect(page);
+        let section = text
             .split("\n## Exit codes\n")
             .nth(1)
             .and_then(|s| s.split("\n## ").next())
-            .expect("README has an `## Exit codes` section");
-        let rows: Vec<(u8, &str)> = section
+            .unwrap_or_else(|| panic!("{page} has an `## Exit codes` section"))
+            .to_string();
+        let rows = section
             .lines()
             .filter_map(|l| {
                 let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
                 let code = cells.next()?.parse().ok()?;
-                Some((code, cells.next()?))
+                Some((code, cells.next()?.to_string()))
             })
             .collect();
+        (section, rows)
+    }
+
+    /// README's exit-code table is the same table: every code, in order, each row starting
+    /// with the code's summary.
+    #[test]
+    fn readme_table_matches_the_code() {
+        let (section, rows) = exit_code_rows("README.md");
         assert_eq!(rows.len(), ExitCode::ALL.len(), "{rows:?}");
         for ((code, meaning), c) in rows.iter().zip(ExitCode::ALL) {
             assert_eq!(*code, c as u8);
@@ -243,24 +250,7 @@ mod tests {
     /// one row per code, in numeric order, with its termination-message kind.
     #[test]
     fn operations_page_has_a_row_for_every_code() {
-        let page = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/operations.md"
-        ))
-        .expect("docs/operations.md");
-        let section = page
-            .split("\n## Exit codes\n")
-            .nth(1)
-            .and_then(|s| s.split("\n## ").next())
-            .expect("docs/operations.md has an `## Exit codes` section");
-        let rows: Vec<(u8, &str)> = section
-            .lines()
-            .filter_map(|l| {
-                let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
-                let code = cells.next()?.parse().ok()?;
-                Some((code, cells.next()?))
-            })
-            .collect();
+        let (_, rows) = exit_code_rows("docs/operations.md");
         let mut all: Vec<ExitCode> = ExitCode::ALL
             .into_iter()
             .chain(ExitCode::STATUS)
